@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Install everything the tests need (Python packages, Debian's Chromium, a PostgreSQL server) and
+# run them all: lint, format check, unit, app (AppTest), integration (PostgreSQL), end-to-end (Chromium).
+# Extra arguments go to pytest, e.g. scripts/test.sh tests/unit -x
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export SUDO=""
+[ "$(id -u)" = 0 ] || SUDO="sudo"
+if ! [ -x /usr/bin/chromium ]; then
+  echo "test.sh: installing Debian's chromium for the browser tests" >&2
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium fonts-liberation >/dev/null
+fi
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+bash scripts/ensure-postgres.sh
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+exec .venv/bin/python -m pytest -n 2 --dist loadgroup "$@"

@@ -1,0 +1,280 @@
+"""Every setting of Spotlight Analytics in one place: name, default and help.
+
+A setting is read, in order of precedence, from the environment variable ``SPOTLIGHT_<NAME>``,
+then from the ``[spotlight]`` table of ``.streamlit/secrets.toml`` (the file ``st.secrets``
+reads; this module parses it itself so that data/, models/ and security/ can use settings
+without importing streamlit), then its default. The README documents each one; a test fails
+when one is missing there.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets as _secrets
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent
+ENV_PREFIX = "SPOTLIGHT_"
+DEFAULT_SECRETS_PATH = PROJECT_ROOT / ".streamlit" / "secrets.toml"
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used; the message names the setting and the fix."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    help: str
+    secret: bool = False
+
+    @property
+    def env_var(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+
+SETTINGS: tuple[Setting, ...] = (
+    # --- where things live -------------------------------------------------------------------
+    Setting("data_dir", "var/data", "Folder for the encrypted extract and the app database."),
+    Setting(
+        "key_dir",
+        "~/.config/spotlight-analytics",
+        "Folder (outside data_dir) where demo mode keeps the keys it generates, owner-only.",
+    ),
+    Setting(
+        "app_db", "", "Path of the app database (users, sessions, audit). Empty: data_dir/app.db."
+    ),
+    # --- the extract -------------------------------------------------------------------------
+    Setting(
+        "extract_key",
+        "",
+        "AES-256-GCM key for the extract (at least 32 characters). Required with a warehouse; "
+        "demo mode generates one in key_dir.",
+        secret=True,
+    ),
+    Setting(
+        "pseudonym_key",
+        "",
+        "HMAC key that turns source viewer ids into pseudonymous viewer keys. Demo mode "
+        "generates one in key_dir.",
+        secret=True,
+    ),
+    Setting("demo_viewers", 20_000, "Viewers in the demo extract built on first start."),
+    Setting("demo_views", 400_000, "View sessions in the demo extract built on first start."),
+    Setting("demo_seed", 7, "Random seed of the demo extract (same seed, same data)."),
+    Setting(
+        "warehouse_url",
+        "",
+        "Warehouse connection URL (postgresql://user:pass@host:5439/db). Empty, and no "
+        "[connections.warehouse] in secrets: the app runs on the demo extract.",
+        secret=True,
+    ),
+    # --- sign-in and sessions ----------------------------------------------------------------
+    Setting(
+        "cookie_key",
+        "",
+        "Key that signs the sign-in cookie (at least 32 bytes, never the library's sample). "
+        "Demo mode generates one in key_dir.",
+        secret=True,
+    ),
+    Setting("cookie_name", "spotlight_auth", "Name of the sign-in cookie."),
+    Setting("cookie_expiry_days", 1.0, "Lifetime of the sign-in cookie in days."),
+    Setting(
+        "session_idle_hours", 24.0, "Idle time after which a session is signed out everywhere."
+    ),
+    Setting("session_max_hours", 168.0, "Absolute lifetime of a session, however active."),
+    Setting("login_max_failures", 5, "Failed sign-ins for one account before it is locked."),
+    Setting(
+        "login_client_max_failures", 20, "Failed sign-ins from one client before it is locked."
+    ),
+    Setting("login_lock_minutes", 15.0, "How long a sign-in lock lasts before it lifts."),
+    Setting("totp_max_failures", 5, "Wrong 2FA codes before 2FA is locked for the account."),
+    Setting("totp_lock_minutes", 15.0, "How long a 2FA lock lasts."),
+    Setting("stepup_minutes", 5.0, "How long a step-up re-authentication stays valid."),
+    # --- alerts ------------------------------------------------------------------------------
+    Setting("alert_failed_signins", 10, "Failed sign-ins within the window that raise an alert."),
+    Setting("alert_failed_signins_window_minutes", 10.0, "Window for the failed sign-in alert."),
+    Setting("alert_export_rows", 50_000, "An export of at least this many rows raises an alert."),
+    Setting("alert_exports_count", 5, "Exports by one user within the window that raise an alert."),
+    Setting("alert_exports_window_minutes", 10.0, "Window for the many-exports alert."),
+    # --- display -----------------------------------------------------------------------------
+    Setting("timezone", "UTC", "Default time zone for periods; users may pick another."),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def _coerce(setting: Setting, raw: Any) -> Any:
+    kind = type(setting.default)
+    if isinstance(raw, kind) and not (kind is int and isinstance(raw, bool)):
+        return raw
+    text = str(raw).strip()
+    try:
+        if kind is bool:
+            if text.lower() in {"1", "true", "yes", "on"}:
+                return True
+            if text.lower() in {"0", "false", "no", "off", ""}:
+                return False
+            raise ValueError(text)
+        if kind is int:
+            return int(text.replace("_", ""))
+        if kind is float:
+            return float(text)
+    except ValueError as exc:
+        raise SettingsError(
+            f"{setting.env_var} must be a {kind.__name__}, got {text!r}. {setting.help}"
+        ) from exc
+    return text
+
+
+def read_secrets(path: Path | None = None) -> dict[str, Any]:
+    """The parsed secrets.toml (empty when the file does not exist)."""
+    path = path or DEFAULT_SECRETS_PATH
+    if not path.exists():
+        return {}
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{path} is not valid TOML: {exc}") from exc
+
+
+class Settings:
+    """Resolved settings; attribute access by setting name (``settings.data_dir``)."""
+
+    def __init__(self, values: Mapping[str, Any], secrets: Mapping[str, Any]):
+        self._values = dict(values)
+        self.secrets = dict(secrets)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(f"no setting named {name!r}") from None
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some settings changed (used by tests and the CLI's options)."""
+        unknown = set(changes) - set(_BY_NAME)
+        if unknown:
+            raise SettingsError(f"unknown settings: {sorted(unknown)}")
+        values = dict(self._values)
+        for name, raw in changes.items():
+            values[name] = _coerce(_BY_NAME[name], raw)
+        return Settings(values, self.secrets)
+
+    # --- derived values ----------------------------------------------------------------------
+    def path(self, name: str) -> Path:
+        """A path setting resolved: ``~`` expanded, relative paths taken from the project root."""
+        value = Path(str(self._values[name])).expanduser()
+        return value if value.is_absolute() else PROJECT_ROOT / value
+
+    @property
+    def data_path(self) -> Path:
+        return self.path("data_dir")
+
+    @property
+    def key_path(self) -> Path:
+        return self.path("key_dir")
+
+    @property
+    def extract_path(self) -> Path:
+        return self.data_path / "extract.duckdb"
+
+    @property
+    def app_db_path(self) -> Path:
+        return self.path("app_db") if self._values["app_db"] else self.data_path / "app.db"
+
+    @property
+    def warehouse_config(self) -> dict[str, Any]:
+        """``[connections.warehouse]`` from secrets, or the URL setting; empty in demo mode."""
+        section = self.secrets.get("connections", {}).get("warehouse", {})
+        if section:
+            return dict(section)
+        if self._values["warehouse_url"]:
+            return {"url": self._values["warehouse_url"]}
+        return {}
+
+    @property
+    def demo_mode(self) -> bool:
+        """True when no warehouse is configured: the app runs on the generated demo extract."""
+        return not self.warehouse_config
+
+    def secret(self, name: str) -> str:
+        """A key setting (``extract_key``, ``cookie_key``, ``pseudonym_key``), checked.
+
+        Set explicitly, it must be at least 32 characters and not a published sample. Unset in
+        demo mode, a random key is generated once per install into ``key_dir`` (mode 0600, outside
+        the data folder so that copying the data does not copy its key). Unset with a warehouse
+        configured, this refuses: real data is never protected by a key nobody chose.
+        """
+        setting = _BY_NAME[name]
+        if not setting.secret:
+            raise SettingsError(f"{name} is not a key setting")
+        value = str(self._values[name])
+        if value:
+            _check_key_strength(setting, value)
+            return value
+        if not self.demo_mode:
+            raise SettingsError(
+                f"{setting.env_var} is not set. With a warehouse configured, set it in the "
+                "environment or in [spotlight] of .streamlit/secrets.toml (at least 32 characters)."
+            )
+        return _demo_key(self.key_path, name)
+
+
+# Keys that appear in public documentation and samples; a cookie signed with one can be forged.
+PUBLISHED_SAMPLE_KEYS = frozenset(
+    {"some_signature_key", "some_key", "abcdef", "changeme", "secret", "random_signature_key"}
+)
+MIN_KEY_LENGTH = 32
+
+
+def _check_key_strength(setting: Setting, value: str) -> None:
+    if value.strip().lower() in PUBLISHED_SAMPLE_KEYS:
+        raise SettingsError(f"{setting.env_var} is a published sample key; generate a random one.")
+    if len(value.encode()) < MIN_KEY_LENGTH:
+        raise SettingsError(
+            f"{setting.env_var} is too short ({len(value.encode())} bytes); use at least "
+            f"{MIN_KEY_LENGTH}, e.g. python -c 'import secrets; print(secrets.token_urlsafe(48))'."
+        )
+
+
+def _demo_key(key_dir: Path, name: str) -> str:
+    key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(key_dir, 0o700)
+    path = key_dir / f"{name}.key"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        value = path.read_text().strip()
+        if len(value) >= MIN_KEY_LENGTH:
+            return value
+        raise SettingsError(
+            f"{path} holds a damaged key; remove it to generate a new one."
+        ) from None
+    with os.fdopen(fd, "w") as fh:
+        fh.write(_secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None, secrets_path: Path | None = None
+) -> Settings:
+    """Resolve every setting from the environment, then secrets.toml, then its default."""
+    env = os.environ if env is None else env
+    secrets = read_secrets(secrets_path)
+    from_file = secrets.get("spotlight", {})
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        if setting.env_var in env:
+            values[setting.name] = _coerce(setting, env[setting.env_var])
+        elif setting.name in from_file:
+            values[setting.name] = _coerce(setting, from_file[setting.name])
+        else:
+            values[setting.name] = setting.default
+    return Settings(values, secrets)

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import duckdb
+import sqlglot
+from sqlglot import exp
+
+from data import schema
+
+
+def test_redshift_ddl_parses_in_the_redshift_dialect():
+    for statement in schema.warehouse_ddl("redshift", "spotlight"):
+        tree = sqlglot.parse_one(statement, read="redshift")
+        assert isinstance(tree, exp.Create)
+
+
+def test_duckdb_ddl_creates_every_table_with_every_column():
+    con = duckdb.connect()
+    for statement in schema.extract_ddl():
+        con.execute(statement)
+    for table in schema.TABLES:
+        cols = [r[0] for r in con.execute(f"DESCRIBE {table.name}").fetchall()]
+        assert tuple(cols) == table.column_names
+
+
+def test_every_table_has_a_primary_key_and_a_cursor_column():
+    for table in schema.TABLES:
+        assert set(table.primary_key) <= set(table.column_names)
+        assert table.cursor in table.column_names
+
+
+def test_viewer_tables_are_exactly_those_with_a_viewer_key():
+    with_key = {t.name for t in schema.TABLES if "viewer_key" in t.column_names}
+    assert {t.name for t in schema.VIEWER_TABLES} == with_key
