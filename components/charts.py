@@ -1,0 +1,177 @@
+"""Charts every page shares: titled, with axis units, colour-blind safe, and a table alternative.
+
+Colours are the Okabe–Ito palette, distinguishable with the common colour-vision deficiencies;
+series are also told apart by line dash, never by colour alone. Every chart is followed by an
+expander holding the same numbers as a table and a CSV download, for screen readers and for
+people who would rather read numbers than a picture.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from components.export import csv_bytes
+
+OKABE_ITO = (
+    "#0072B2",  # blue
+    "#E69F00",  # orange
+    "#009E73",  # bluish green
+    "#CC79A7",  # reddish purple
+    "#56B4E9",  # sky blue
+    "#D55E00",  # vermillion
+    "#F0E442",  # yellow
+    "#000000",
+)
+CURRENT_COLOUR = OKABE_ITO[0]
+COMPARISON_COLOUR = "#6B6B6B"  # grey at 5.3:1 on white: readable, clearly secondary
+DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+
+
+def _layout(fig: go.Figure, title: str, x_title: str, y_title: str, height: int = 360) -> go.Figure:
+    fig.update_layout(
+        title={"text": title, "x": 0, "xanchor": "left"},
+        xaxis_title=x_title,
+        yaxis_title=y_title,
+        height=height,
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+        legend={"orientation": "h", "y": -0.2},
+        hovermode="x unified",
+        colorway=OKABE_ITO,
+        font={"size": 13},
+    )
+    return fig
+
+
+def table_alternative(frame: pd.DataFrame, name: str, key: str) -> None:
+    """The chart's numbers as a table and a CSV file, folded away under the chart."""
+    with st.expander(f"Data table: {name}"):
+        st.dataframe(frame, hide_index=True)
+        st.download_button(
+            "⬇️ Download CSV",
+            csv_bytes(frame),
+            file_name=f"{key}.csv",
+            mime="text/csv",
+            key=f"dl-{key}",
+            on_click="ignore",
+        )
+
+
+def line_chart(
+    frame: pd.DataFrame,
+    *,
+    x: str,
+    series: Sequence[tuple[str, str]],
+    title: str,
+    x_title: str,
+    y_title: str,
+    key: str,
+    comparison: tuple[str, str] | None = None,
+) -> None:
+    """A line per (column, label) in ``series``; ``comparison`` is drawn dashed and grey behind."""
+    fig = go.Figure()
+    if comparison is not None:
+        column, label = comparison
+        fig.add_trace(
+            go.Scatter(
+                x=frame[x],
+                y=frame[column],
+                name=label,
+                mode="lines",
+                line={"color": COMPARISON_COLOUR, "dash": "dash", "width": 2},
+            )
+        )
+    for i, (column, label) in enumerate(series):
+        fig.add_trace(
+            go.Scatter(
+                x=frame[x],
+                y=frame[column],
+                name=label,
+                mode="lines+markers" if len(frame) <= 40 else "lines",
+                line={
+                    "color": OKABE_ITO[i % len(OKABE_ITO)],
+                    "dash": DASHES[i % len(DASHES)],
+                    "width": 3,
+                },
+            )
+        )
+    st.plotly_chart(
+        _layout(fig, title, x_title, y_title), key=f"chart-{key}", config={"displaylogo": False}
+    )
+    table_alternative(frame, title, key)
+
+
+def bar_chart(
+    frame: pd.DataFrame,
+    *,
+    category: str,
+    value: str,
+    title: str,
+    value_title: str,
+    key: str,
+    horizontal: bool = True,
+    category_title: str = "",
+) -> None:
+    """Bars sorted by value, largest first; horizontal so long names stay readable."""
+    ordered = frame.sort_values(value, ascending=horizontal)
+    if horizontal:
+        trace = go.Bar(
+            x=ordered[value],
+            y=ordered[category].astype(str),
+            orientation="h",
+            marker_color=CURRENT_COLOUR,
+        )
+        fig = _layout(
+            go.Figure(trace),
+            title,
+            value_title,
+            category_title,
+            height=max(260, 28 * len(frame) + 90),
+        )
+    else:
+        trace = go.Bar(
+            x=ordered[category].astype(str), y=ordered[value], marker_color=CURRENT_COLOUR
+        )
+        fig = _layout(go.Figure(trace), title, category_title, value_title)
+    fig.update_layout(hovermode="closest")
+    st.plotly_chart(fig, key=f"chart-{key}", config={"displaylogo": False})
+    table_alternative(frame, title, key)
+
+
+def heatmap(
+    frame: pd.DataFrame,
+    *,
+    x: str,
+    y: str,
+    value: str,
+    title: str,
+    x_title: str,
+    y_title: str,
+    value_title: str,
+    key: str,
+    x_order: Sequence | None = None,
+    y_order: Sequence | None = None,
+) -> None:
+    """A heatmap on the perceptually uniform, colour-blind safe cividis scale."""
+    grid = frame.pivot_table(index=y, columns=x, values=value, aggfunc="sum", fill_value=0)
+    if x_order is not None:
+        grid = grid.reindex(columns=list(x_order), fill_value=0)
+    if y_order is not None:
+        grid = grid.reindex(index=list(y_order), fill_value=0)
+    fig = go.Figure(
+        go.Heatmap(
+            z=grid.to_numpy(),
+            x=[str(c) for c in grid.columns],
+            y=[str(i) for i in grid.index],
+            colorscale="Cividis",
+            colorbar={"title": {"text": value_title}},
+            hovertemplate=f"{y_title}: %{{y}}<br>{x_title}: %{{x}}<br>{value_title}: %{{z:,.1f}}<extra></extra>",
+        )
+    )
+    fig = _layout(fig, title, x_title, y_title, height=max(320, 24 * len(grid.index) + 120))
+    fig.update_layout(hovermode="closest")
+    st.plotly_chart(fig, key=f"chart-{key}", config={"displaylogo": False})
+    table_alternative(frame, title, key)
