@@ -82,6 +82,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Demo mode generates one in key_dir.",
         secret=True,
     ),
+    Setting(
+        "app_key",
+        "",
+        "Key that encrypts 2FA (TOTP) secrets in the app database (at least 32 characters). "
+        "Demo mode generates one in key_dir.",
+        secret=True,
+    ),
     Setting("cookie_name", "spotlight_auth", "Name of the sign-in cookie."),
     Setting("cookie_expiry_days", 1.0, "Lifetime of the sign-in cookie in days."),
     Setting(

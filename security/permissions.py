@@ -213,7 +213,9 @@ class Principal:
     """Who is signed in, resolved from the server-side session on every run.
 
     ``session_id`` is the session's public id (never the token). ``step_up_until`` is when the
-    last step-up re-authentication stops counting (None: none).
+    last step-up re-authentication stops counting (None: none). ``resolved_at`` is the (possibly
+    injected) time the session was resolved; checks without an explicit ``now`` use it, so a test
+    clock governs step-up expiry too.
     """
 
     username: str
@@ -223,6 +225,7 @@ class Principal:
     mfa_verified: bool = False
     session_id: str = ""
     step_up_until: datetime | None = field(default=None, compare=False)
+    resolved_at: datetime | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         # Accept any iterable but store frozensets so the principal stays hashable.
@@ -271,8 +274,9 @@ class Principal:
     def can(self, action: str, now: datetime | None = None) -> bool:
         """True when this principal may take the action now.
 
-        Step-up actions count as allowed only with a step-up still valid at ``now`` (UTC now when
-        omitted); use :meth:`may` to ask whether the role allows it at all.
+        Step-up actions count as allowed only with a step-up still valid at ``now`` (when
+        omitted: ``resolved_at``, else the current time); use :meth:`may` to ask whether the
+        role allows it at all.
         """
         return _denial(self, action, now) is None
 
@@ -315,7 +319,7 @@ def _denial(principal: Principal | None, target: str, now: datetime | None) -> s
     if principal.mfa_pending:
         return "mfa_required"
     if target in STEP_UP_ACTIONS:
-        now = now or datetime.now(UTC)
+        now = now or principal.resolved_at or datetime.now(UTC)
         if principal.step_up_until is None or now >= principal.step_up_until:
             return "step_up_required"
     return None
@@ -326,7 +330,8 @@ def require(principal: Principal | None, page_or_action: str, now: datetime | No
 
     The one check every gated page calls at its top, before any query. A principal of a 2FA
     role whose session has not passed 2FA is denied everything; step-up actions also need a
-    step-up still valid at ``now`` (UTC now when omitted).
+    step-up still valid at ``now`` (when omitted: the principal's ``resolved_at``, else the
+    current time).
     """
     reason = _denial(principal, page_or_action, now)
     if reason is not None:
