@@ -93,7 +93,8 @@ def demo_accounts_markdown() -> str:
     ]
     for account in DEMO_ACCOUNTS:
         if account.creator_ids:
-            sees = "rows of creators " + ", ".join(str(i) for i in account.creator_ids)
+            noun = "creators" if len(account.creator_ids) > 1 else "creator"
+            sees = f"rows of {noun} " + ", ".join(str(i) for i in account.creator_ids)
         else:
             sees = "every creator's rows"
         mfa = "yes — enrol on first sign-in" if account.needs_mfa else "no"
