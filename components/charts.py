@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from components.export import csv_bytes
+from components.text import label_escape
 
 OKABE_ITO = (
     "#0072B2",  # blue
@@ -164,8 +165,8 @@ def heatmap(
     fig = go.Figure(
         go.Heatmap(
             z=grid.to_numpy(),
-            x=[str(c) for c in grid.columns],
-            y=[str(i) for i in grid.index],
+            x=[label_escape(c) for c in grid.columns],
+            y=[label_escape(i) for i in grid.index],
             colorscale="Cividis",
             colorbar={"title": {"text": value_title}},
             hovertemplate=f"{y_title}: %{{y}}<br>{x_title}: %{{x}}<br>{value_title}: %{{z:,.1f}}<extra></extra>",

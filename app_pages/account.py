@@ -1,0 +1,48 @@
+"""My account: who I am, my password, my 2FA and my sessions."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from components import auth
+from components.guard import require_page
+from components.text import md_escape
+from security.passwords import PasswordPolicyError
+from security.permissions import ROLE_LABELS
+from security.users import UserError
+
+ctx, principal = require_page("account", "👤 My account")
+
+st.title("👤 My account")
+st.markdown(
+    f"**{md_escape(principal.display_name)}** · {md_escape(', '.join(ROLE_LABELS.get(r, r) for r in sorted(principal.roles)))}"
+)
+if principal.is_external:
+    ids = ", ".join(str(i) for i in sorted(principal.creator_ids)) or "none yet"
+    st.caption(f"You see the rows of these creators only: {ids}.")
+enrolled = ctx.security.totp_enrolled(principal.username)
+st.write("Two-factor authentication: " + ("✅ enrolled" if enrolled else "not set up"))
+
+with st.form("change-password", clear_on_submit=True):
+    st.subheader("Change my password")
+    current = st.text_input("Current password", type="password", autocomplete="current-password")
+    new = st.text_input("New password (12+ characters)", type="password", autocomplete="new-password")
+    repeat = st.text_input("New password again", type="password", autocomplete="new-password")
+    if st.form_submit_button("Change password", type="primary"):
+        if new != repeat:
+            st.error("The two new passwords differ.", icon="⚠️")
+        elif not ctx.security.users.verify_password(principal.username, current):
+            st.error("The current password is not right.", icon="🚫")
+        else:
+            try:
+                ctx.security.users.reset_password(
+                    principal.username, new, actor=principal.username, client=auth.client_id()
+                )
+                st.success("Password changed. Other sessions were signed out; sign in again here.", icon="✅")
+            except (PasswordPolicyError, UserError) as exc:
+                st.error(str(exc), icon="⚠️")
+
+st.subheader("Sessions")
+if st.button("Sign out on every device", icon="🚪"):
+    ctx.security.revoke_all(principal.username)
+    st.rerun()

@@ -1,0 +1,207 @@
+"""Sign-in, 2FA, the sign-in cookie and sign-out, around security.service.Security.
+
+State kept in ``st.session_state`` (server-side, per browser tab):
+- ``session_token``: the bearer token of this tab's server-side session. Every run resolves it;
+  a revoked, idle or expired session signs the tab out.
+- ``restored_from_cookie``: this tab's session came from the cookie, not from a password typed
+  here. Such a tab must pass 2FA again before money and personal-data pages (SECURITY.md #5),
+  so its principal is treated as not 2FA-verified until a code is entered in this tab.
+- ``cookie_pending``: set on sign-in; the cookie is written on the next run (see session_cookie).
+
+A tab that has passed the password but not yet 2FA holds a session whose ``mfa_pending`` is
+true, and no cookie is issued until 2FA succeeds, so a half-finished sign-in never survives a
+reload.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from contextvars import ContextVar
+
+import streamlit as st
+
+from components.context import AppContext
+from components.session_cookie import SessionCookie
+from security.permissions import Principal
+
+TOKEN_KEY = "session_token"  # noqa: S105 - a session-state key name, not a secret
+RESTORED_KEY = "restored_from_cookie"
+TAB_MFA_KEY = "tab_mfa_verified"
+COOKIE_PENDING_KEY = "cookie_pending"
+NOTICE_KEY = "auth_notice"
+SIGNED_OUT_KEY = "signed_out"
+
+# The principal of the current script run, set by app.py before the page runs.
+_CURRENT: ContextVar[Principal | None] = ContextVar("spotlight_principal", default=None)
+_COOKIE: ContextVar[SessionCookie | None] = ContextVar("spotlight_cookie", default=None)
+
+
+def client_id() -> str:
+    """A stable, non-reversible id of the browser client: address and user agent, hashed."""
+    address = st.context.ip_address or "local"
+    agent = st.context.headers.get("User-Agent", "") if st.context.headers else ""
+    return "client-" + hashlib.sha256(f"{address}|{agent}".encode()).hexdigest()[:16]
+
+
+def _cookie(ctx: AppContext) -> SessionCookie:
+    cookie = _COOKIE.get()
+    if cookie is None:
+        s = ctx.settings
+        cookie = SessionCookie(s.cookie_name, s.secret("cookie_key"), s.cookie_expiry_days)
+        _COOKIE.set(cookie)
+    return cookie
+
+
+def _for_this_tab(principal: Principal) -> Principal:
+    if st.session_state.get(RESTORED_KEY) and not st.session_state.get(TAB_MFA_KEY):
+        return dataclasses.replace(principal, mfa_verified=False)
+    return principal
+
+
+def current_principal(ctx: AppContext) -> Principal | None:
+    """Who is signed in in this tab, or None; also remembered for this run's page."""
+    _CURRENT.set(None)
+    _COOKIE.set(None)
+    state = st.session_state
+    cookie = _cookie(ctx)
+    token = state.get(TOKEN_KEY)
+    if token:
+        principal = ctx.security.resolve(token)
+        if principal is None:
+            _forget_session(notice="Your session has ended (signed out elsewhere, or idle too long). Please sign in again.")
+            cookie.clear()
+            return None
+    elif not state.get(SIGNED_OUT_KEY) and (found := cookie.read()) is not None:
+        username, cookie_token = found
+        principal = ctx.security.resolve(cookie_token)
+        if principal is None or principal.username != username or principal.mfa_pending:
+            # Signed out, idle, expired, or never finished 2FA: the cookie is worthless.
+            cookie.clear()
+            return None
+        state[TOKEN_KEY] = cookie_token
+        state[RESTORED_KEY] = True
+        state[TAB_MFA_KEY] = False
+    else:
+        return None
+    if principal.mfa_pending and not state.get(RESTORED_KEY):
+        # Password accepted in this tab, 2FA not yet: the sign-in screen asks for the code.
+        return None
+    principal = _for_this_tab(principal)
+    _CURRENT.set(principal)
+    return principal
+
+
+def principal_for_run() -> Principal | None:
+    """The principal app.py resolved for this run (None when signed out)."""
+    return _CURRENT.get()
+
+
+def _forget_session(notice: str | None = None) -> None:
+    for key in (TOKEN_KEY, RESTORED_KEY, TAB_MFA_KEY, COOKIE_PENDING_KEY):
+        st.session_state.pop(key, None)
+    if notice:
+        st.session_state[NOTICE_KEY] = notice
+
+
+def persist_cookie_if_pending(ctx: AppContext) -> None:
+    """Write the sign-in cookie on the first run after a completed sign-in."""
+    if st.session_state.pop(COOKIE_PENDING_KEY, False):
+        principal = _CURRENT.get()
+        token = st.session_state.get(TOKEN_KEY)
+        if principal is not None and token:
+            _cookie(ctx).issue(principal.username, token)
+
+
+def sign_out(ctx: AppContext, principal: Principal) -> None:
+    """Revoke the session on the server (every tab), drop the cookie, back to the sign-in form."""
+    token = st.session_state.get(TOKEN_KEY)
+    if token:
+        ctx.security.revoke(token)
+    _forget_session(notice="You have signed out.")
+    st.session_state[SIGNED_OUT_KEY] = True
+    st.rerun()
+
+
+# --- screens ---------------------------------------------------------------------------------
+def sign_in_screen(ctx: AppContext) -> None:
+    """The password form, then the 2FA step for roles that need it."""
+    cookie = _cookie(ctx)
+    if st.session_state.get(SIGNED_OUT_KEY):
+        cookie.clear()
+    token = st.session_state.get(TOKEN_KEY)
+    pending = ctx.security.resolve(token) if token else None
+    _, middle, _ = st.columns([1, 2, 1])
+    with middle:
+        st.title("🎬 Spotlight Analytics")
+        if notice := st.session_state.pop(NOTICE_KEY, None):
+            st.info(notice, icon="ℹ️")
+        if pending is not None and pending.mfa_pending:
+            second_factor_form(ctx, pending, token)
+        else:
+            _password_form(ctx)
+        if ctx.settings.demo_mode:
+            st.caption("Demo install: the accounts are listed in the README (Demo accounts).")
+
+
+def _password_form(ctx: AppContext) -> None:
+    with st.form("sign-in", enter_to_submit=True):
+        st.subheader("Sign in")
+        username = st.text_input("Username", autocomplete="username")
+        password = st.text_input("Password", type="password", autocomplete="current-password")
+        submitted = st.form_submit_button("Sign in", type="primary", width="stretch")
+    if not submitted:
+        return
+    if not username.strip() or not password:
+        st.error("Enter your username and password.", icon="⚠️")
+        return
+    client = client_id()
+    result = ctx.security.authenticate(username, password, client)
+    if not result.ok:
+        st.error(result.message, icon="🚫")
+        return
+    st.session_state[TOKEN_KEY] = ctx.security.create_session(result.username, client)
+    st.session_state.pop(SIGNED_OUT_KEY, None)
+    st.session_state.pop(RESTORED_KEY, None)
+    if not result.needs_mfa:
+        st.session_state[COOKIE_PENDING_KEY] = True
+    st.rerun()
+
+
+def second_factor_form(ctx: AppContext, principal: Principal, token: str) -> None:
+    """Enrol in or pass TOTP for this session (after the password, or again in a restored tab)."""
+    enrolled = ctx.security.totp_enrolled(principal.username)
+    if not enrolled:
+        st.subheader("Set up two-factor authentication")
+        st.write(
+            "Your role sees money or personal data, so it needs a second factor. Scan the QR code "
+            "with an authenticator app (or type the key in), then enter the 6-digit code it shows."
+        )
+        enrolment = ctx.security.begin_totp_enrolment(token)
+        left, right = st.columns([1, 2])
+        left.image(enrolment.qr_png, caption="Scan with your authenticator app", width=180)
+        right.text_input("Key for typing in by hand", value=enrolment.secret, disabled=True)
+    else:
+        st.subheader("Two-factor authentication")
+        st.write("Enter the 6-digit code from your authenticator app.")
+    with st.form("second-factor", enter_to_submit=True):
+        code = st.text_input("6-digit code", max_chars=8, autocomplete="one-time-code")
+        verify = st.form_submit_button("Verify", type="primary", width="stretch")
+    if st.button("Cancel and sign out", key="cancel-2fa"):
+        ctx.security.revoke(token)
+        _forget_session()
+        st.rerun()
+    if not verify:
+        return
+    if not code.strip():
+        st.error("Enter the code from your authenticator app.", icon="⚠️")
+        return
+    check = ctx.security.confirm_totp_enrolment if not enrolled else ctx.security.verify_totp
+    result = check(token, code)
+    if not result.ok:
+        st.error(result.message, icon="🚫")
+        return
+    st.session_state[TAB_MFA_KEY] = True
+    if not st.session_state.get(RESTORED_KEY):
+        st.session_state[COOKIE_PENDING_KEY] = True
+    st.rerun()

@@ -1,0 +1,30 @@
+"""The embedded default: on a first start with no warehouse, build the demo extract, with progress."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from components.context import AppContext
+
+
+def ensure_extract(ctx: AppContext) -> None:
+    """Make sure there is an extract to read; build the demo one on a demo install's first start."""
+    if ctx.store.exists():
+        return
+    if not ctx.settings.demo_mode:
+        st.error(
+            "There is no extract yet. An administrator runs the first sync with "
+            "`python cli.py sync --full`; the dashboards appear when it has finished.",
+            icon="⏳",
+        )
+        st.stop()
+    from data.demo import ensure_demo_extract
+
+    with st.status("Preparing the demo data (first start only)…", expanded=True) as status:
+        bar = st.progress(0.0, text="Generating a fictional streaming platform…")
+
+        def progress(fraction: float, message: str) -> None:
+            bar.progress(min(max(fraction, 0.0), 1.0), text=message)
+
+        ensure_demo_extract(ctx.settings, progress=progress)
+        status.update(label="Demo data ready", state="complete", expanded=False)

@@ -1,0 +1,51 @@
+"""What every run of the app shares: settings, the extract store and the security services.
+
+Built once per server process (``st.cache_resource``) and checked on the way: a weak or sample
+cookie key, a missing or wrong extract key, or unreadable settings stop the app with a message
+that says what to fix, instead of running insecurely.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+
+from data.filters import Scope
+from data.store import ExtractError, ExtractStore, store_from_settings
+from security.demo import ensure_demo_accounts
+from security.permissions import Principal
+from security.service import Security
+from settings import Settings, SettingsError, load_settings
+
+
+class StartupError(RuntimeError):
+    """The app cannot start safely; ``str()`` is a message for the operator."""
+
+
+@dataclass(frozen=True)
+class AppContext:
+    settings: Settings
+    store: ExtractStore
+    security: Security
+
+
+@st.cache_resource(show_spinner=False)
+def app_context() -> AppContext:
+    """The process-wide context; raises StartupError with the fix when it cannot be built."""
+    try:
+        settings = load_settings()
+        settings.secret("cookie_key")  # refuses a sample, empty or short key
+        store = store_from_settings(settings)
+        security = Security(settings)
+        # Demo installs get their accounts; with a warehouse configured they are disabled.
+        ensure_demo_accounts(settings, security)
+    except (SettingsError, ExtractError) as exc:
+        raise StartupError(str(exc)) from None
+    return AppContext(settings=settings, store=store, security=security)
+
+
+def data_scope(principal: Principal) -> Scope:
+    """The row scope data/ applies for this principal: all creators, or only theirs."""
+    scope = principal.scope
+    return Scope.everything() if scope.all_creators else Scope.creators(scope.creator_ids)

@@ -1,0 +1,79 @@
+"""The sign-in cookie: streamlit-authenticator's signed cookie, carrying a server-side session.
+
+streamlit-authenticator signs ``{username, exp_date}`` with HS256 and keeps nothing on the server,
+so on its own a cookie stays good until it expires, even after sign-out. Here the same signed
+cookie also carries the opaque token of a server-side session (security.sessions); a cookie is
+accepted only when its signature verifies with our key (never a published sample), it has not
+expired, and its session is still live: not signed out, not idle too long, not past its absolute
+lifetime. A replayed cookie from a signed-out session, or one forged with the library's sample
+key, is refused.
+
+Cookies are read from the request headers (``st.context.cookies``) and written by the library's
+cookie component, which needs to be drawn in a run of its own: the cookie is therefore set on the
+run after sign-in, not in the sign-in run that ends with ``st.rerun()``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime, timedelta
+from typing import Any
+
+import jwt
+import streamlit as st
+from streamlit_authenticator.models.cookie_model import CookieModel
+
+
+class SessionCookie(CookieModel):
+    """One per script run (the cookie component may be drawn only once per run)."""
+
+    def __init__(self, name: str, key: str, expiry_days: float):
+        st.session_state.setdefault("logout", None)  # read by CookieModel.get_cookie
+        super().__init__(cookie_name=name, cookie_key=key, cookie_expiry_days=expiry_days)
+        self._session_token: str | None = None
+        self._username: str | None = None
+
+    def read(self) -> tuple[str, str] | None:
+        """(username, session token) from a valid, unexpired, correctly signed cookie, else None."""
+        if self.cookie_name not in st.context.cookies:
+            return None
+        try:
+            payload: dict[str, Any] = jwt.decode(
+                st.context.cookies[self.cookie_name], self.cookie_key, algorithms=["HS256"]
+            )
+        except jwt.PyJWTError:
+            return None
+        username, token, expires = payload.get("username"), payload.get("sid"), payload.get("exp_date")
+        if not isinstance(username, str) or not isinstance(token, str) or not isinstance(expires, int | float):
+            return None
+        if expires <= datetime.now().timestamp():
+            return None
+        return username, token
+
+    def issue(self, username: str, session_token: str) -> None:
+        """Send the browser a signed cookie for this session."""
+        self._username = username
+        self._session_token = session_token
+        self.exp_date = self._set_exp_date()
+        self.cookie_manager.set(
+            self.cookie_name,
+            self._token_encode(),
+            key="spotlight-cookie-set",
+            expires_at=datetime.now() + timedelta(days=self.cookie_expiry_days),
+            same_site="strict",
+        )
+
+    def clear(self) -> None:
+        """Ask the browser to drop the cookie (the session is revoked on the server regardless)."""
+        if self.cookie_name in self.cookie_manager.cookies or self.cookie_name in st.context.cookies:
+            # The component's own list may not hold the cookie yet (it answers a run late), and
+            # its delete() then fails after having sent the delete; the delete is what matters.
+            with contextlib.suppress(KeyError):
+                self.cookie_manager.delete(self.cookie_name, key="spotlight-cookie-delete")
+
+    def _token_encode(self) -> str:
+        return jwt.encode(
+            {"username": self._username, "sid": self._session_token, "exp_date": self.exp_date},
+            self.cookie_key,
+            algorithm="HS256",
+        )
