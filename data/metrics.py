@@ -1,0 +1,1002 @@
+"""The metric catalog: every metric of METRICS.md defined once, and the queries that compute them.
+
+Pages, exports and tests all read numbers through this module. Each ``Metric`` carries its id,
+label, unit, display format, a one-line definition (tooltips), whether it is money (shown only to
+roles allowed to see money), its direction, which filter dimensions it honours and whether it
+means anything inside a creator scope.
+
+Query functions take ``(cursor, filters, scope)`` and return pandas DataFrames:
+
+- ``kpis``: each metric for the period and the comparison period, with the change;
+- ``trend``: by day / week (Monday-Sunday) / month, the comparison period aligned on the same
+  buckets for overlay;
+- ``breakdown``: by one allowlisted dimension;
+- ``top_titles``: titles ranked by runtime-normalised views over the last 28 or 91 days;
+- ``data_bounds``: the first and last day with views (the anchor for date presets).
+
+How numbers are computed. Flow metrics (views, revenue, ads) are aggregated in DuckDB over the
+day-sorted denormalised tables built with the extract (data/derived.py), so a date range reads
+only its row groups. Subscription metrics are point-in-time or "active at any time in a range";
+they are computed exactly from per-day histograms (starts and ends by day, cumulated), which
+keeps them fast for any number of buckets. Every distinct count is exact: nothing here is an
+approximation.
+
+Rules a caller can rely on:
+
+- ``scope`` is applied to every query that reads creator-attributable rows; a metric that cannot
+  be attributed to creators (platform subscriptions, MRR, churn, engagement rate) is NaN under a
+  restricted scope, never the platform's number (SECURITY.md #7). An empty scope gives zeros.
+- A filter on a dimension a metric cannot be split by (e.g. device for revenue) makes that
+  metric NaN with a note, rather than silently ignoring the filter.
+- A fact row whose dimension value is unknown (ad revenue has no viewer, subscription revenue
+  no title) matches no filter on that dimension.
+
+Dimension meaning by fact: ``country`` is where a session was played for views, and the
+viewer's country for subscriptions and revenue; ``plan`` is the viewer's current plan for views,
+revenue and engagement, and the subscription's own plan for new subscribers, MRR, ARPU and churn;
+``creator`` is the title's creator (revenue rows carry their own creator).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any, Literal
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from data.filters import DIMENSIONS, Filters, Scope
+
+Grain = Literal["day", "week", "month"]
+GRAINS: tuple[str, ...] = ("day", "week", "month")
+BREAKDOWN_DIMENSIONS: tuple[str, ...] = tuple(DIMENSIONS)
+TOP_TITLE_WINDOWS: tuple[int, ...] = (28, 91)
+ALL_DIMS = frozenset(DIMENSIONS)
+_VIEWER_DIMS = frozenset({"country", "age_band", "plan"})
+_TITLE_DIMS = frozenset({"genre", "kind", "creator"})
+
+
+# --- the catalog ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Metric:
+    """One metric: how to show it, what it means, and which base aggregates it is computed from."""
+
+    id: str
+    label: str
+    unit: str  # appended to the formatted number: "", "h", "min", "%"
+    fmt: str  # a str.format pattern for the value ("%" metrics are ratios shown x 100)
+    definition: str
+    needs: tuple[str, ...]
+    formula: Callable[[pd.DataFrame], pd.Series]
+    dims: frozenset[str] = ALL_DIMS
+    money: bool = False
+    higher_is_better: bool | None = True
+    scoped: bool = True  # meaningful for a creator-restricted scope
+    approximate: bool = False
+    per_title: bool = False  # only meaningful per title (top titles, comparison)
+
+    def format(self, value: float | None) -> str:
+        """The value as shown on a card: thousands separators, unit; "—" when missing."""
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return "—"
+        shown = value * 100 if self.unit == "%" else value
+        text = self.fmt.format(shown)
+        return f"{text}{self.unit}" if self.unit in ("%", "") else f"{text} {self.unit}"
+
+
+def _div(num: pd.Series, den: pd.Series) -> pd.Series:
+    num = num.astype("float64")
+    den = den.astype("float64")
+    return (num / den.where(den != 0)).astype("float64")
+
+
+def _col(name: str, scale: float = 1.0) -> Callable[[pd.DataFrame], pd.Series]:
+    return lambda f: f[name].astype("float64") * scale
+
+
+_METRICS: tuple[Metric, ...] = (
+    Metric(
+        "starts", "Starts", "", "{:,.0f}", "View sessions started.", ("starts",), _col("starts")
+    ),
+    Metric(
+        "watch_hours",
+        "Watch hours",
+        "h",
+        "{:,.0f}",
+        "Hours watched: sum of watch time / 3600.",
+        ("watch_seconds",),
+        _col("watch_seconds", 1 / 3600),
+    ),
+    Metric(
+        "views",
+        "Views",
+        "",
+        "{:,.0f}",
+        "Runtime-normalised views: hours viewed / runtime in hours (Netflix Top 10 convention).",
+        ("views",),
+        _col("views"),
+    ),
+    Metric(
+        "avg_view_duration",
+        "Avg view duration",
+        "min",
+        "{:,.1f}",
+        "Average watch time per start, in minutes.",
+        ("watch_seconds", "starts"),
+        lambda f: _div(f["watch_seconds"] / 60, f["starts"]),
+    ),
+    Metric(
+        "avg_pct_viewed",
+        "Avg % viewed",
+        "%",
+        "{:.1f}",
+        "Average share of the runtime watched per start (views / starts).",
+        ("views", "starts"),
+        lambda f: _div(f["views"], f["starts"]),
+    ),
+    Metric(
+        "completion_rate",
+        "Completion rate",
+        "%",
+        "{:.1f}",
+        "Share of starts that reached at least 90% of the runtime.",
+        ("completed", "starts"),
+        lambda f: _div(f["completed"], f["starts"]),
+    ),
+    Metric(
+        "active_viewers",
+        "Active viewers",
+        "",
+        "{:,.0f}",
+        "Distinct viewers with at least one start in the period (per day/week/month in a trend: "
+        "DAU/WAU/MAU). Exact.",
+        ("viewers",),
+        _col("viewers"),
+    ),
+    Metric(
+        "engagement_rate",
+        "Engagement rate",
+        "%",
+        "{:.1f}",
+        "Active viewers / subscribers active at any time in the period.",
+        ("viewers", "subscribers"),
+        lambda f: _div(f["viewers"], f["subscribers"]),
+        scoped=False,
+    ),
+    Metric(
+        "watch_time_per_subscriber",
+        "Watch time per subscriber",
+        "h",
+        "{:,.2f}",
+        "Watch hours / subscribers active at any time in the period.",
+        ("watch_seconds", "subscribers"),
+        lambda f: _div(f["watch_seconds"] / 3600, f["subscribers"]),
+        scoped=False,
+    ),
+    Metric(
+        "library_utilisation",
+        "Library utilisation",
+        "%",
+        "{:.1f}",
+        "Titles with at least one start / titles released by the end of the period.",
+        ("titles_started", "titles_available"),
+        lambda f: _div(f["titles_started"], f["titles_available"]),
+    ),
+    Metric(
+        "demand_multiplier",
+        "Demand multiplier",
+        "x",
+        "{:,.2f}",
+        "A title's views / mean views of the titles available in the same period and scope.",
+        ("views", "titles_available"),
+        lambda f: _div(f["views"], f["mean_views"]),
+        per_title=True,
+    ),
+    Metric(
+        "new_subscribers",
+        "New subscribers",
+        "",
+        "{:,.0f}",
+        "Viewers whose first subscription started in the period.",
+        ("new_subscribers",),
+        _col("new_subscribers"),
+        dims=_VIEWER_DIMS,
+        scoped=False,
+    ),
+    Metric(
+        "net_revenue",
+        "Net revenue",
+        "",
+        "${:,.0f}",
+        "Net revenue (gross - fees) of all streams; in a creator scope, that creator's "
+        "pay-per-view and ad revenue.",
+        ("net",),
+        _col("net"),
+        dims=ALL_DIMS - {"device"},
+        money=True,
+    ),
+    Metric(
+        "net_revenue_subscription",
+        "Subscription revenue",
+        "",
+        "${:,.0f}",
+        "Net revenue from subscription charges.",
+        ("net_subscription",),
+        _col("net_subscription"),
+        dims=ALL_DIMS - {"device"},
+        money=True,
+        scoped=False,
+    ),
+    Metric(
+        "net_revenue_ppv",
+        "Pay-per-view revenue",
+        "",
+        "${:,.0f}",
+        "Net revenue from pay-per-view purchases.",
+        ("net_ppv",),
+        _col("net_ppv"),
+        dims=ALL_DIMS - {"device"},
+        money=True,
+    ),
+    Metric(
+        "net_revenue_ad",
+        "Ad revenue (net)",
+        "",
+        "${:,.0f}",
+        "Net revenue from advertising.",
+        ("net_ad",),
+        _col("net_ad"),
+        dims=ALL_DIMS - {"device"},
+        money=True,
+    ),
+    Metric(
+        "mrr",
+        "MRR",
+        "",
+        "${:,.0f}",
+        "Monthly recurring revenue: sum of monthly prices of subscriptions active at the end "
+        "of the period.",
+        ("mrr_cents",),
+        _col("mrr_cents", 0.01),
+        dims=_VIEWER_DIMS,
+        money=True,
+        scoped=False,
+    ),
+    Metric(
+        "arpu",
+        "ARPU",
+        "",
+        "${:,.2f}",
+        "MRR / paying subscriptions active at the end of the period.",
+        ("mrr_cents", "paying"),
+        lambda f: _div(f["mrr_cents"] / 100, f["paying"]),
+        dims=_VIEWER_DIMS,
+        money=True,
+        scoped=False,
+    ),
+    Metric(
+        "gross_churn",
+        "Gross churn",
+        "%",
+        "{:.2f}",
+        "Subscriptions cancelled in the period / subscriptions active at its start.",
+        ("cancelled", "active_at_start"),
+        lambda f: _div(f["cancelled"], f["active_at_start"]),
+        dims=_VIEWER_DIMS,
+        higher_is_better=False,
+        scoped=False,
+    ),
+    Metric(
+        "cpm",
+        "CPM",
+        "",
+        "${:,.2f}",
+        "Ad revenue / impressions x 1000.",
+        ("ad_revenue", "impressions"),
+        lambda f: _div(f["ad_revenue"] * 1000, f["impressions"]),
+        dims=_TITLE_DIMS,
+        money=True,
+    ),
+    Metric(
+        "ctr",
+        "CTR",
+        "%",
+        "{:.2f}",
+        "Ad clicks / impressions.",
+        ("clicks", "impressions"),
+        lambda f: _div(f["clicks"], f["impressions"]),
+        dims=_TITLE_DIMS,
+    ),
+)
+METRICS: dict[str, Metric] = {m.id: m for m in _METRICS}
+# What the Overview shows by default; money metrics are added only for roles allowed to see money.
+OVERVIEW_KPIS: tuple[str, ...] = (
+    "views",
+    "watch_hours",
+    "avg_view_duration",
+    "completion_rate",
+    "active_viewers",
+    "engagement_rate",
+    "new_subscribers",
+)
+OVERVIEW_MONEY_KPIS: tuple[str, ...] = ("net_revenue",)
+
+
+def metric(metric_id: str) -> Metric:
+    """The catalog entry for an id; unknown ids raise ``KeyError``."""
+    if metric_id not in METRICS:
+        raise KeyError(f"unknown metric {metric_id!r}")
+    return METRICS[metric_id]
+
+
+def visible_metrics(can_see_money: bool) -> tuple[str, ...]:
+    """Ids of the metrics a role may see (money metrics only when it may see money)."""
+    return tuple(m.id for m in _METRICS if can_see_money or not m.money)
+
+
+# --- families: where base aggregates come from ---------------------------------------------------
+@dataclass(frozen=True)
+class _Family:
+    name: str
+    table: str
+    columns: dict[str, str]  # dimension -> column in ``table``
+    scope_column: str | None  # None: not attributable to creators
+    aggregates: dict[str, str]  # base aggregate -> SQL over the table (flow families)
+    day_column: str = "day"
+
+
+_FLOW_FAMILIES: dict[str, _Family] = {
+    f.name: f
+    for f in (
+        _Family(
+            "view",
+            "dv_view",
+            {
+                "country": "country",
+                "device": "device",
+                "genre": "genre",
+                "kind": "kind",
+                "creator": "creator_id",
+                "plan": "plan",
+                "age_band": "age_band",
+            },
+            "creator_id",
+            {
+                "starts": "count(*)",
+                "watch_seconds": "sum(watch_seconds)",
+                "views": "sum(views)",
+                "completed": "count(*) FILTER (WHERE completed)",
+                "viewers": "count(DISTINCT viewer_key)",
+                "titles_started": "count(DISTINCT title_id)",
+            },
+        ),
+        _Family(
+            "revenue",
+            "dv_revenue",
+            {
+                "country": "country",
+                "genre": "genre",
+                "kind": "kind",
+                "creator": "creator_id",
+                "plan": "plan",
+                "age_band": "age_band",
+            },
+            "creator_id",
+            {
+                "net": "sum(net)",
+                "net_subscription": "sum(net) FILTER (WHERE stream = 'subscription')",
+                "net_ppv": "sum(net) FILTER (WHERE stream = 'ppv')",
+                "net_ad": "sum(net) FILTER (WHERE stream = 'ad')",
+            },
+        ),
+        _Family(
+            "ad",
+            "dv_ad",
+            {"genre": "genre", "kind": "kind", "creator": "creator_id"},
+            "creator_id",
+            {
+                "impressions": "sum(impressions)",
+                "clicks": "sum(clicks)",
+                "ad_revenue": "sum(ad_revenue)",
+            },
+        ),
+    )
+}
+_SUB = _Family(
+    "sub",
+    "dv_subscription",
+    {"country": "country", "age_band": "age_band", "plan": "plan"},
+    None,
+    {},
+)
+_SPELL = _Family(
+    "spell",
+    "dv_sub_spell",
+    {"country": "country", "age_band": "age_band", "plan": "viewer_plan"},
+    None,
+    {},
+)
+_CATALOG = _Family(
+    "catalog",
+    "dim_title",
+    {"genre": "genre", "kind": "kind", "creator": "creator_id"},
+    "creator_id",
+    {},
+)
+_BASE_FAMILY: dict[str, str] = {
+    **{agg: fam.name for fam in _FLOW_FAMILIES.values() for agg in fam.aggregates},
+    "new_subscribers": "sub",
+    "mrr_cents": "sub",
+    "paying": "sub",
+    "cancelled": "sub",
+    "active_at_start": "sub",
+    "subscribers": "spell",
+    "titles_available": "catalog",
+}
+_FAMILIES: dict[str, _Family] = {
+    **_FLOW_FAMILIES,
+    "sub": _SUB,
+    "spell": _SPELL,
+    "catalog": _CATALOG,
+}
+
+
+def _family_where(
+    family: _Family, filters: Filters, scope: Scope, prefix: str = ""
+) -> tuple[str, list[Any]]:
+    """The family's dimension filters (dimensions it cannot filter are skipped) and scope."""
+    columns = {d: prefix + c for d, c in family.columns.items()}
+    dims_sql, params = filters.where(columns, skip=filters.active_dimensions - set(columns))
+    if family.scope_column is None:
+        return dims_sql, params
+    scope_sql, scope_params = scope.where(prefix + family.scope_column)
+    return f"{dims_sql} AND {scope_sql}", params + scope_params
+
+
+# --- periods and buckets -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Series:
+    name: str  # "current" | "comparison"
+    lo: date  # first day of data read
+    hi: date  # last day of data read
+    shift: int  # days added to a data day to place it on the current period's timeline
+
+
+def _series(filters: Filters, with_comparison: bool = True) -> list[_Series]:
+    out = [_Series("current", filters.start, filters.end, 0)]
+    comp = filters.comparison_period if with_comparison else None
+    if comp is not None:
+        out.append(_Series("comparison", comp[0], comp[1], (filters.start - comp[0]).days))
+    return out
+
+
+def _bucket_start(d: date, grain: str) -> date:
+    if grain == "week":
+        return d - timedelta(days=d.weekday())
+    if grain == "month":
+        return d.replace(day=1)
+    return d
+
+
+def _buckets(start: date, end: date, grain: str) -> list[tuple[date, date]]:
+    """Calendar buckets (weeks Monday-Sunday) clipped to [start, end]; one bucket for "period"."""
+    if grain == "period":
+        return [(start, end)]
+    out: list[tuple[date, date]] = []
+    d = start
+    while d <= end:
+        if grain == "day":
+            nxt = d + timedelta(days=1)
+        elif grain == "week":
+            nxt = _bucket_start(d, "week") + timedelta(days=7)
+        else:
+            nxt = (d.replace(day=28) + timedelta(days=4)).replace(day=1)
+        out.append((d, min(nxt - timedelta(days=1), end)))
+        d = nxt
+    return out
+
+
+def _series_windows(series: _Series, buckets: list[tuple[date, date]]) -> list[tuple[date, date]]:
+    """The data days of each bucket for one series (same buckets, moved back by the shift)."""
+    out = []
+    for i, (b0, b1) in enumerate(buckets):
+        lo = series.lo if i == 0 else max(b0 - timedelta(days=series.shift), series.lo)
+        hi = (
+            series.hi
+            if i == len(buckets) - 1
+            else min(b1 - timedelta(days=series.shift), series.hi)
+        )
+        out.append((lo, hi))
+    return out
+
+
+def _bucket_sql(grain: str, series: _Series, filters: Filters, day: str) -> tuple[str, list[Any]]:
+    """SQL placing a data day in its bucket of the current timeline (same as ``_buckets``)."""
+    if grain == "period":
+        return "CAST(? AS DATE)", [filters.start]
+    mapped = f"least(CAST({day} + CAST(? AS INTEGER) AS DATE), CAST(? AS DATE))"
+    params: list[Any] = [series.shift, filters.end]
+    if grain == "day":
+        return mapped, params
+    part = {"week": "week", "month": "month"}[grain]  # allowlisted literal
+    return (
+        f"greatest(CAST(date_trunc('{part}', {mapped}) AS DATE), CAST(? AS DATE))",
+        [*params, filters.start],
+    )
+
+
+# --- computing base aggregates -------------------------------------------------------------------
+def _flow_frame(
+    cursor: duckdb.DuckDBPyConnection,
+    family: _Family,
+    aggregates: list[str],
+    filters: Filters,
+    scope: Scope,
+    grain: str,
+    by: str | None,
+    series_list: list[_Series],
+) -> pd.DataFrame:
+    frames = []
+    where, where_params = _family_where(family, filters, scope)
+    key_sql = _key_sql(family, by)
+    select_aggs = ", ".join(f"{family.aggregates[a]} AS {a}" for a in aggregates)
+    for series in series_list:
+        bucket_sql, bucket_params = _bucket_sql(grain, series, filters, family.day_column)
+        sql = (
+            f"SELECT {bucket_sql} AS bucket, {key_sql} AS key, {select_aggs} "
+            f"FROM {family.table} WHERE {family.day_column} BETWEEN ? AND ? AND {where} "
+            "GROUP BY ALL"
+        )
+        frame = cursor.execute(sql, [*bucket_params, series.lo, series.hi, *where_params]).df()
+        frame.insert(0, "series", series.name)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _key_sql(family: _Family, by: str | None) -> str:
+    if by is None:
+        return "NULL::VARCHAR"
+    if by == "title":
+        return "CAST(title_id AS VARCHAR)"
+    return f"CAST({family.columns[by]} AS VARCHAR)"
+
+
+def _cumulative(hist: pd.DataFrame, columns: list[str]) -> dict[Any, tuple[np.ndarray, dict]]:
+    """Per key: sorted day ordinals and cumulative sums of ``columns`` (for x <= day look-ups)."""
+    out: dict[Any, tuple[np.ndarray, dict]] = {}
+    if hist.empty:
+        return out
+    hist = hist.copy()
+    hist["key"] = _norm_keys(hist["key"])
+    hist["ord"] = pd.to_datetime(hist["day"]).dt.date.map(date.toordinal)
+    for key, g in hist.groupby("key", dropna=False, sort=False):
+        g = g.groupby("ord", sort=True)[columns].sum()
+        out[key] = (
+            g.index.to_numpy(),
+            {c: np.cumsum(g[c].to_numpy(dtype="float64")) for c in columns},
+        )
+    return out
+
+
+# Unknown dimension values (NULL) travel as this sentinel inside the computation, because NaN and
+# None do not compare equal as index keys; outputs turn it back into None.
+_NA = "\ufffe(unknown)"
+
+
+def _norm_keys(keys: pd.Series) -> pd.Series:
+    return keys.astype(object).where(keys.notna(), _NA)
+
+
+def _at(cum: tuple[np.ndarray, dict], column: str, d: date) -> float:
+    """Cumulative ``column`` over days <= d."""
+    days, sums = cum
+    i = int(np.searchsorted(days, d.toordinal(), side="right"))
+    return float(sums[column][i - 1]) if i > 0 else 0.0
+
+
+def _hist_frame(
+    cursor: duckdb.DuckDBPyConnection,
+    family: _Family,
+    aggregates: list[str],
+    filters: Filters,
+    scope: Scope,
+    by: str | None,
+    windows: list[tuple[str, date, date, date]],
+) -> pd.DataFrame:
+    """Point-in-time and range aggregates for each (series, bucket, a, b) window, exactly."""
+    where, params = _family_where(family, filters, scope)
+    key_sql = _key_sql(family, by)
+    max_day = max(w[3] for w in windows)
+    rows: list[dict[str, Any]] = []
+    if family is _SUB:
+        starts = cursor.execute(
+            f"SELECT {key_sql} AS key, start_day AS day, count(*) AS n, "
+            "sum(price_cents) AS cents, count(*) FILTER (WHERE price_cents > 0) AS paying, "
+            "count(*) FILTER (WHERE is_first) AS first "
+            f"FROM dv_subscription WHERE start_day <= ? AND {where} GROUP BY ALL",
+            [max_day, *params],
+        ).df()
+        ends = cursor.execute(
+            f"SELECT {key_sql} AS key, end_day AS day, count(*) AS n, "
+            "sum(price_cents) AS cents, count(*) FILTER (WHERE price_cents > 0) AS paying "
+            f"FROM dv_subscription WHERE end_day <= ? AND {where} GROUP BY ALL",
+            [max_day, *params],
+        ).df()
+        cs = _cumulative(starts, ["n", "cents", "paying", "first"])
+        ce = _cumulative(ends, ["n", "cents", "paying"])
+        for key in set(cs) | set(ce):
+            s, e = cs.get(key), ce.get(key)
+            for series, bucket, a, b in windows:
+
+                def at(cum, col, d):
+                    return _at(cum, col, d) if cum is not None else 0.0
+
+                before = a - timedelta(days=1)
+                rows.append(
+                    {
+                        "series": series,
+                        "bucket": bucket,
+                        "key": key,
+                        "new_subscribers": at(s, "first", b) - at(s, "first", before),
+                        "mrr_cents": at(s, "cents", b) - at(e, "cents", b),
+                        "paying": at(s, "paying", b) - at(e, "paying", b),
+                        "cancelled": at(e, "n", b) - at(e, "n", before),
+                        "active_at_start": at(s, "n", before) - at(e, "n", before),
+                    }
+                )
+    elif family is _SPELL:
+        firsts = cursor.execute(
+            f"SELECT {key_sql} AS key, first_day AS day, count(*) AS n "
+            f"FROM dv_sub_spell WHERE first_day <= ? AND {where} GROUP BY ALL",
+            [max_day, *params],
+        ).df()
+        lasts = cursor.execute(
+            f"SELECT {key_sql} AS key, last_day AS day, count(*) AS n "
+            f"FROM dv_sub_spell WHERE last_day <= ? AND {where} GROUP BY ALL",
+            [max_day, *params],
+        ).df()
+        ids = list(range(len(windows)))
+        gaps = cursor.execute(
+            f"SELECT w.wid, {key_sql} AS key, count(*) AS n FROM dv_sub_spell "
+            "JOIN (SELECT unnest(?::INTEGER[]) AS wid, unnest(?::DATE[]) AS a, "
+            "unnest(?::DATE[]) AS b) w ON last_day >= w.a AND next_first_day <= w.b "
+            f"WHERE next_first_day IS NOT NULL AND {where} GROUP BY ALL",
+            [ids, [w[2] for w in windows], [w[3] for w in windows], *params],
+        ).df()
+        gaps["key"] = _norm_keys(gaps["key"])
+        gap_n = {(int(r.wid), r.key): float(r.n) for r in gaps.itertuples()}
+        cf, cl = _cumulative(firsts, ["n"]), _cumulative(lasts, ["n"])
+        for key in set(cf) | set(cl):
+            f, lc = cf.get(key), cl.get(key)
+            for wid, (series, bucket, a, b) in enumerate(windows):
+                n_first = _at(f, "n", b) if f is not None else 0.0
+                n_ended = _at(lc, "n", a - timedelta(days=1)) if lc is not None else 0.0
+                rows.append(
+                    {
+                        "series": series,
+                        "bucket": bucket,
+                        "key": key,
+                        "subscribers": n_first - n_ended - gap_n.get((wid, key), 0.0),
+                    }
+                )
+    else:
+        released = cursor.execute(
+            f"SELECT {key_sql} AS key, release_date AS day, count(*) AS n "
+            f"FROM dim_title WHERE release_date <= ? AND {where} GROUP BY ALL",
+            [max_day, *params],
+        ).df()
+        cum = _cumulative(released, ["n"])
+        for key, c in cum.items():
+            for series, bucket, _a, b in windows:
+                rows.append(
+                    {
+                        "series": series,
+                        "bucket": bucket,
+                        "key": key,
+                        "titles_available": _at(c, "n", b),
+                    }
+                )
+    columns = ["series", "bucket", "key", *aggregates]
+    if not rows:
+        return pd.DataFrame(columns=columns)
+    frame = pd.DataFrame(rows)
+    if family is _SUB:
+        # A window whose start is after its end (a one-day-shorter comparison) counts nothing.
+        bad = {(s, b) for s, b, a, e in windows if a > e}
+        if bad:
+            mask = [(s, b) in bad for s, b in zip(frame["series"], frame["bucket"], strict=True)]
+            frame.loc[mask, ["new_subscribers", "cancelled"]] = 0.0
+    return frame[columns]
+
+
+def _needed(metric_ids: Sequence[str]) -> dict[str, list[str]]:
+    """Base aggregates to compute, grouped by family."""
+    out: dict[str, list[str]] = {}
+    for mid in metric_ids:
+        for agg in metric(mid).needs:
+            fam = _BASE_FAMILY[agg]
+            if agg not in out.setdefault(fam, []):
+                out[fam].append(agg)
+    return out
+
+
+def _compute(
+    cursor: duckdb.DuckDBPyConnection,
+    filters: Filters,
+    scope: Scope,
+    metric_ids: Sequence[str],
+    *,
+    grain: str = "period",
+    by: str | None = None,
+    with_comparison: bool = True,
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Metric values per (series, bucket, key), and a note per metric that is not available."""
+    for mid in metric_ids:
+        metric(mid)
+    series_list = _series(filters, with_comparison)
+    buckets = _buckets(filters.start, filters.end, grain)
+    windows = [
+        (s.name, b[0], w[0], w[1])
+        for s in series_list
+        for b, w in zip(buckets, _series_windows(s, buckets), strict=True)
+    ]
+    notes: dict[str, str] = {}
+    for mid in metric_ids:
+        m = METRICS[mid]
+        outside = filters.active_dimensions - m.dims
+        if m.per_title:
+            notes[mid] = f"{m.label} is a per-title metric (see top titles)."
+        elif outside:
+            names = ", ".join(DIMENSIONS[d].label.lower() for d in sorted(outside))
+            notes[mid] = f"{m.label} cannot be split by {names}."
+        elif not m.scoped and not scope.is_all:
+            notes[mid] = f"{m.label} is a platform-wide number, not shown for a creator scope."
+        elif by is not None and by != "title" and by not in m.dims:
+            notes[mid] = f"{m.label} cannot be broken down by {DIMENSIONS[by].label.lower()}."
+    wanted = [mid for mid in metric_ids if mid not in notes]
+    frames = []
+    for fam_name, aggs in _needed(wanted).items():
+        family = _FAMILIES[fam_name]
+        if by not in (None, "title") and by not in family.columns:
+            continue
+        if by == "title" and fam_name not in ("view",):
+            continue
+        if fam_name in _FLOW_FAMILIES:
+            frame = _flow_frame(cursor, family, aggs, filters, scope, grain, by, series_list)
+        else:
+            frame = _hist_frame(cursor, family, aggs, filters, scope, by, windows)
+        frame["bucket"] = pd.to_datetime(frame["bucket"]).dt.date
+        frame["key"] = _norm_keys(frame["key"])
+        frames.append(frame.set_index(["series", "bucket", "key"]))
+    # The full grid: every series and bucket is present even when no row fell into it.
+    grid_keys: list[Any] = [_NA]
+    if by is not None:
+        found: set[Any] = set()
+        for f in frames:
+            found |= set(f.index.get_level_values("key"))
+        grid_keys = sorted(found, key=lambda k: (k == _NA, str(k)))
+    index = pd.MultiIndex.from_tuples(
+        [(s.name, b[0], k) for s in series_list for b in buckets for k in grid_keys],
+        names=["series", "bucket", "key"],
+    )
+    base = pd.DataFrame(index=index)
+    for f in frames:
+        base = base.join(f.astype("float64"), how="left")
+    for agg in {a for aggs in _needed(wanted).values() for a in aggs}:
+        if agg not in base:
+            base[agg] = np.nan
+        elif by is None or _FAMILIES[_BASE_FAMILY[agg]].columns.get(by) or by == "title":
+            # Counts and sums over no rows are zero, not missing.
+            base[agg] = base[agg].fillna(0.0)
+    base["mean_views"] = np.nan
+    out = base.reset_index()
+    out["key"] = out["key"].where(out["key"] != _NA, None)
+    for mid in metric_ids:
+        out[mid] = np.nan if mid in notes else METRICS[mid].formula(out).to_numpy()
+    return out, notes
+
+
+# --- public queries ------------------------------------------------------------------------------
+def data_bounds(cursor: duckdb.DuckDBPyConnection) -> tuple[date, date] | None:
+    """The first and last UTC day with a view session, or None for an extract without views."""
+    row = cursor.execute("SELECT min(day), max(day) FROM dv_view").fetchone()
+    if row is None or row[0] is None:
+        return None
+    return row[0], row[1]
+
+
+def kpis(
+    cursor: duckdb.DuckDBPyConnection,
+    filters: Filters,
+    scope: Scope,
+    metrics: Sequence[str] = OVERVIEW_KPIS,
+) -> pd.DataFrame:
+    """One row per requested metric, in the order asked.
+
+    Columns: metric, label, unit, value, comparison (NaN without a comparison period), change
+    (value - comparison), change_pct (change / |comparison|, NaN when comparison is 0),
+    higher_is_better, money, definition, note (why a value is missing, else "").
+    Money metrics are computed only when asked for: the caller passes what the role may see.
+    """
+    values, notes = _compute(cursor, filters, scope, metrics, grain="period")
+    current = values[values["series"] == "current"]
+    comparison = values[values["series"] == "comparison"]
+    rows = []
+    for mid in metrics:
+        m = METRICS[mid]
+        v = float(current[mid].iloc[0])
+        c = float(comparison[mid].iloc[0]) if not comparison.empty else math.nan
+        change = v - c
+        rows.append(
+            {
+                "metric": mid,
+                "label": m.label,
+                "unit": m.unit,
+                "value": v,
+                "comparison": c,
+                "change": change,
+                "change_pct": change / abs(c) if c and not math.isnan(c) else math.nan,
+                "higher_is_better": m.higher_is_better,
+                "money": m.money,
+                "definition": m.definition,
+                "note": notes.get(mid, ""),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def trend(
+    cursor: duckdb.DuckDBPyConnection,
+    filters: Filters,
+    scope: Scope,
+    grain: Grain = "day",
+    metrics: Sequence[str] = ("views",),
+) -> pd.DataFrame:
+    """Long table: one row per (bucket, metric) over the filtered period.
+
+    Columns: bucket (first day of the bucket, clipped to the period), bucket_end, days, metric,
+    value, comparison. Weeks run Monday-Sunday and months are calendar months, clipped at the
+    period's ends. ``comparison`` is the comparison period's value for the same bucket when its
+    days are moved forward onto this period (previous period: by its length; last year: by the
+    days between the starts), so the two lines overlay; NaN without a comparison.
+    """
+    if grain not in GRAINS:
+        raise ValueError(f"grain must be one of {GRAINS}, not {grain!r}")
+    values, _notes = _compute(cursor, filters, scope, metrics, grain=grain)
+    buckets = _buckets(filters.start, filters.end, grain)
+    cur = values[values["series"] == "current"].set_index("bucket")
+    comp = values[values["series"] == "comparison"].set_index("bucket")
+    rows = []
+    for mid in metrics:
+        for b0, b1 in buckets:
+            rows.append(
+                {
+                    "bucket": b0,
+                    "bucket_end": b1,
+                    "days": (b1 - b0).days + 1,
+                    "metric": mid,
+                    "value": float(cur.at[b0, mid]),
+                    "comparison": float(comp.at[b0, mid]) if not comp.empty else math.nan,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def breakdown(
+    cursor: duckdb.DuckDBPyConnection,
+    filters: Filters,
+    scope: Scope,
+    dimension: str,
+    metrics: Sequence[str] = ("views", "watch_hours", "active_viewers"),
+) -> pd.DataFrame:
+    """One row per value of an allowlisted dimension in the period, sorted by the first metric.
+
+    Columns: key (the dimension value as text; None where unknown), label (creator names for
+    ``creator``, else the value), then one column per metric. A metric that cannot be split by
+    the dimension is NaN. Rows come only from data the filters and scope select.
+    """
+    if dimension not in BREAKDOWN_DIMENSIONS:
+        raise KeyError(f"unknown dimension {dimension!r}")
+    values, _notes = _compute(
+        cursor, filters, scope, metrics, grain="period", by=dimension, with_comparison=False
+    )
+    out = values[["key", *metrics]].copy()
+    out["label"] = out["key"]
+    if dimension == "creator" and not out.empty:
+        ids = [int(k) for k in out["key"] if k is not None and k == k]
+        names: dict[str, str] = {}
+        if ids:
+            names = {
+                str(cid): name
+                for cid, name in cursor.execute(
+                    f"SELECT creator_id, name FROM dim_creator WHERE creator_id IN "
+                    f"({', '.join('?' * len(ids))})",
+                    ids,
+                ).fetchall()
+            }
+        out["label"] = [names.get(k, k) if isinstance(k, str) else k for k in out["key"]]
+    out = out[["key", "label", *metrics]]
+    return out.sort_values(
+        metrics[0], ascending=False, na_position="last", kind="stable"
+    ).reset_index(drop=True)
+
+
+def top_titles(
+    cursor: duckdb.DuckDBPyConnection,
+    filters: Filters,
+    scope: Scope,
+    window_days: int = 28,
+    limit: int = 10,
+) -> pd.DataFrame:
+    """Titles ranked by runtime-normalised views over the ``window_days`` ending at filters.end.
+
+    Views = hours viewed / runtime in hours, the convention of Netflix's public Top 10 lists
+    (https://top10.netflix.com/about: "views" are hours viewed divided by runtime; the
+    most-popular lists use the first 91 days). Dimension filters and the scope apply; the date
+    range of ``filters`` is replaced by the window. Columns: rank, title_id, name, kind, genre,
+    creator_id, creator, runtime_min, release_date, views, watch_hours, starts,
+    completion_rate, demand_multiplier (views / mean views of the titles available to this
+    scope and filters in the window).
+    """
+    if window_days not in TOP_TITLE_WINDOWS:
+        raise ValueError(f"window_days must be one of {TOP_TITLE_WINDOWS}")
+    limit = int(limit)
+    if limit < 1:
+        raise ValueError("limit must be at least 1")
+    window = Filters(
+        filters.end - timedelta(days=window_days - 1),
+        filters.end,
+        "custom",
+        "none",
+        **{f: getattr(filters, f) for f in Filters.DIMENSION_FIELDS},
+    )
+    ids = ("views", "watch_hours", "starts", "completion_rate")
+    per_title, _ = _compute(cursor, window, scope, ids, by="title", with_comparison=False)
+    titles_available = _titles_available(cursor, window, scope)
+    mean_views = per_title["views"].sum() / titles_available if titles_available else math.nan
+    top = per_title.sort_values(["views", "key"], ascending=[False, True]).head(limit).copy()
+    top["demand_multiplier"] = top["views"] / mean_views if mean_views else math.nan
+    top["title_id"] = top["key"].astype("int64")
+    columns = [
+        "rank",
+        "title_id",
+        "name",
+        "kind",
+        "genre",
+        "creator_id",
+        "creator",
+        "runtime_min",
+        "release_date",
+        *ids,
+        "demand_multiplier",
+    ]
+    if top.empty:
+        return pd.DataFrame(columns=columns)
+    ids_list = [int(t) for t in top["title_id"]]
+    info = cursor.execute(
+        "SELECT t.title_id, t.name, t.kind, t.genre, t.creator_id, c.name AS creator, "
+        "t.runtime_min, t.release_date FROM dim_title t "
+        "LEFT JOIN dim_creator c ON c.creator_id = t.creator_id "
+        f"WHERE t.title_id IN ({', '.join('?' * len(ids_list))})",
+        ids_list,
+    ).df()
+    top = top.merge(info, on="title_id", how="left")
+    top["rank"] = range(1, len(top) + 1)
+    return top[columns].reset_index(drop=True)
+
+
+def _titles_available(cursor: duckdb.DuckDBPyConnection, filters: Filters, scope: Scope) -> float:
+    frame = _hist_frame(
+        cursor,
+        _CATALOG,
+        ["titles_available"],
+        filters,
+        scope,
+        None,
+        [("current", filters.start, filters.start, filters.end)],
+    )
+    return float(frame["titles_available"].sum()) if not frame.empty else 0.0
