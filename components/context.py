@@ -8,15 +8,25 @@ that says what to fix, instead of running insecurely.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import streamlit as st
 
 from data.filters import Scope
 from data.store import ExtractError, ExtractStore, store_from_settings
+from security.clock import Clock, utcnow
 from security.demo import ensure_demo_accounts
 from security.permissions import Principal
 from security.service import Security
 from settings import Settings, SettingsError, load_settings
+
+# The app's clock. Sessions, throttles and 2FA read time through it, so tests can move time
+# (idle timeout, lock expiry) by replacing it with a security.clock.FakeClock.
+CLOCK: Clock = utcnow
+
+
+def _now() -> datetime:
+    return CLOCK()
 
 
 class StartupError(RuntimeError):
@@ -37,7 +47,7 @@ def app_context() -> AppContext:
         settings = load_settings()
         settings.secret("cookie_key")  # refuses a sample, empty or short key
         store = store_from_settings(settings)
-        security = Security(settings)
+        security = Security(settings, clock=_now)
         # Demo installs get their accounts; with a warehouse configured they are disabled.
         ensure_demo_accounts(settings, security)
     except (SettingsError, ExtractError) as exc:

@@ -1,0 +1,49 @@
+"""KPI cards: the value for the period, its change against the comparison period, a sparkline."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import pandas as pd
+import streamlit as st
+
+from data.metrics import METRICS
+
+
+def _delta(row: pd.Series) -> tuple[str | None, str]:
+    pct = row.get("change_pct")
+    if pct is None or (isinstance(pct, float) and math.isnan(pct)):
+        return None, "off"
+    colour = "normal" if row.get("higher_is_better") is not False else "inverse"
+    if row.get("higher_is_better") is None:
+        colour = "off"
+    return f"{pct:+.1%} vs comparison", colour
+
+
+def kpi_cards(
+    kpis: pd.DataFrame,
+    sparklines: Mapping[str, Sequence[float]],
+    *,
+    per_row: int = 4,
+) -> None:
+    """One bordered card per KPI row of ``data.metrics.kpis``, ``per_row`` to a row."""
+    rows = list(kpis.itertuples(index=False))
+    for start in range(0, len(rows), per_row):
+        columns = st.columns(per_row)
+        for column, row in zip(columns, rows[start : start + per_row], strict=False):
+            series = pd.Series(row._asdict())
+            delta, colour = _delta(series)
+            help_text = series["definition"]
+            if series.get("note"):
+                help_text += f" ({series['note']})"
+            column.metric(
+                series["label"],
+                METRICS[series["metric"]].format(series["value"]),
+                delta=delta,
+                delta_color=colour,
+                help=help_text,
+                border=True,
+                chart_data=list(sparklines.get(series["metric"], [])) or None,
+                chart_type="area",
+            )

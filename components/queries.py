@@ -1,0 +1,67 @@
+"""The one way pages run queries: cached, scoped by the principal, keyed by the live extract.
+
+Streamlit's caches are shared by every user of the process, so the row scope is part of every
+cache key (SECURITY.md #8) and is derived here from the principal, never passed in by a page.
+The extract generation is in the key too, so a sync or an erasure is visible on the next run.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+import duckdb
+import streamlit as st
+
+from components.context import AppContext, app_context, data_scope
+from data import dimensions, metrics
+from data.filters import Filters, Scope
+from security.permissions import Principal
+
+QueryFn = Callable[..., Any]
+
+# name -> function(cursor, filters, scope, **options); the allowlist of what pages may ask for.
+QUERIES: dict[str, QueryFn] = {
+    "kpis": metrics.kpis,
+    "trend": metrics.trend,
+    "breakdown": metrics.breakdown,
+    "top_titles": metrics.top_titles,
+    "dimension_options": lambda cursor, _filters, scope: dimensions.dimension_options(
+        cursor, scope
+    ),
+}
+
+# How many times each query was asked for in this process. Tests read it to prove that a page
+# a principal may not open ran no query at all.
+QUERY_REQUESTS: Counter[str] = Counter()
+
+
+@st.cache_data(ttl=3600, max_entries=4096, show_spinner=False)
+def _cached(
+    name: str, generation: str, scope: Scope, filters: Filters | None, options: tuple
+) -> Any:
+    cursor: duckdb.DuckDBPyConnection = app_context().store.cursor()
+    return QUERIES[name](cursor, filters, scope, **dict(options))
+
+
+def run(
+    ctx: AppContext, principal: Principal, name: str, filters: Filters | None = None, **options: Any
+) -> Any:
+    """Run an allowlisted query for the principal's scope (cached per scope and extract)."""
+    QUERY_REQUESTS[name] += 1
+    return _cached(
+        name, ctx.store.generation(), data_scope(principal), filters, tuple(sorted(options.items()))
+    )
+
+
+@st.cache_data(ttl=3600, show_spinner=False)
+def _bounds(generation: str) -> tuple[date, date] | None:
+    return metrics.data_bounds(app_context().store.cursor())
+
+
+def data_bounds(ctx: AppContext) -> tuple[date, date] | None:
+    """First and last day with data (not scoped: dates reveal nothing about anyone's rows)."""
+    QUERY_REQUESTS["data_bounds"] += 1
+    return _bounds(ctx.store.generation())
