@@ -248,7 +248,7 @@ class Filters:
             if DIMENSIONS[name].integer:
                 # Text that is not a whole number can match no integer id: drop it, and if
                 # nothing is left the filter selects nothing (never everything).
-                values = [int(v) for v in values if re.fullmatch(r"-?\d{1,18}", v)]
+                values = [int(v) for v in values if re.fullmatch(r"-?[0-9]{1,18}", v)]
             if not values:
                 parts.append("FALSE")
                 continue

@@ -46,7 +46,6 @@ from datetime import date, timedelta
 from typing import Any, Literal
 
 import duckdb
-import numpy as np
 import pandas as pd
 
 from data.filters import DIMENSIONS, Filters, Scope
@@ -530,31 +529,9 @@ def _bucket_sql(grain: str, series: _Series, filters: Filters, day: str) -> tupl
 
 
 # --- computing base aggregates -------------------------------------------------------------------
-def _flow_frame(
-    cursor: duckdb.DuckDBPyConnection,
-    family: _Family,
-    aggregates: list[str],
-    filters: Filters,
-    scope: Scope,
-    grain: str,
-    by: str | None,
-    series_list: list[_Series],
-) -> pd.DataFrame:
-    frames = []
-    where, where_params = _family_where(family, filters, scope)
-    key_sql = _key_sql(family, by)
-    select_aggs = ", ".join(f"{family.aggregates[a]} AS {a}" for a in aggregates)
-    for series in series_list:
-        bucket_sql, bucket_params = _bucket_sql(grain, series, filters, family.day_column)
-        sql = (
-            f"SELECT {bucket_sql} AS bucket, {key_sql} AS key, {select_aggs} "
-            f"FROM {family.table} WHERE {family.day_column} BETWEEN ? AND ? AND {where} "
-            "GROUP BY ALL"
-        )
-        frame = cursor.execute(sql, [*bucket_params, series.lo, series.hi, *where_params]).df()
-        frame.insert(0, "series", series.name)
-        frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
+# A window is (series, bucket, a, b): the data days [a, b] of one series that land in one bucket.
+_Window = tuple[str, date, date, date]
+_Records = dict[tuple[str, date, Any], dict[str, float]]
 
 
 def _key_sql(family: _Family, by: str | None) -> str:
@@ -565,152 +542,136 @@ def _key_sql(family: _Family, by: str | None) -> str:
     return f"CAST({family.columns[by]} AS VARCHAR)"
 
 
-def _cumulative(hist: pd.DataFrame, columns: list[str]) -> dict[Any, tuple[np.ndarray, dict]]:
-    """Per key: sorted day ordinals and cumulative sums of ``columns`` (for x <= day look-ups)."""
-    out: dict[Any, tuple[np.ndarray, dict]] = {}
-    if hist.empty:
-        return out
-    hist = hist.copy()
-    hist["key"] = _norm_keys(hist["key"])
-    hist["ord"] = pd.to_datetime(hist["day"]).dt.date.map(date.toordinal)
-    for key, g in hist.groupby("key", dropna=False, sort=False):
-        g = g.groupby("ord", sort=True)[columns].sum()
-        out[key] = (
-            g.index.to_numpy(),
-            {c: np.cumsum(g[c].to_numpy(dtype="float64")) for c in columns},
+def _flow_records(
+    cursor: duckdb.DuckDBPyConnection,
+    family: _Family,
+    aggregates: list[str],
+    filters: Filters,
+    scope: Scope,
+    grain: str,
+    by: str | None,
+    series_list: list[_Series],
+) -> _Records:
+    """Sums and exact distinct counts per (series, bucket, key), one query for all series."""
+    where, where_params = _family_where(family, filters, scope)
+    key_sql = _key_sql(family, by)
+    select_aggs = ", ".join(f"{family.aggregates[a]} AS {a}" for a in aggregates)
+    parts, params = [], []
+    for i, series in enumerate(series_list):
+        bucket_sql, bucket_params = _bucket_sql(grain, series, filters, family.day_column)
+        # The series index is a literal from this loop, never input.
+        parts.append(
+            f"SELECT {i} AS s, {bucket_sql} AS bucket, {key_sql} AS key, {select_aggs} "
+            f"FROM {family.table} WHERE {family.day_column} BETWEEN ? AND ? AND {where} "
+            "GROUP BY ALL"
         )
+        params += [*bucket_params, series.lo, series.hi, *where_params]
+    out: _Records = {}
+    for row in cursor.execute(" UNION ALL ".join(parts), params).fetchall():
+        values = {
+            a: float(v) if v is not None else 0.0 for a, v in zip(aggregates, row[3:], strict=True)
+        }
+        out[(series_list[row[0]].name, row[1], row[2])] = values
     return out
 
 
-# Unknown dimension values (NULL) travel as this sentinel inside the computation, because NaN and
-# None do not compare equal as index keys; outputs turn it back into None.
-_NA = "\ufffe(unknown)"
+def _windows_cte(windows: list[_Window]) -> tuple[str, list[Any]]:
+    return (
+        "w AS (SELECT unnest(?::INTEGER[]) AS wid, unnest(?::DATE[]) AS a, unnest(?::DATE[]) AS b)",
+        [list(range(len(windows))), [w[2] for w in windows], [w[3] for w in windows]],
+    )
 
 
-def _norm_keys(keys: pd.Series) -> pd.Series:
-    return keys.astype(object).where(keys.notna(), _NA)
-
-
-def _at(cum: tuple[np.ndarray, dict], column: str, d: date) -> float:
-    """Cumulative ``column`` over days <= d."""
-    days, sums = cum
-    i = int(np.searchsorted(days, d.toordinal(), side="right"))
-    return float(sums[column][i - 1]) if i > 0 else 0.0
-
-
-def _hist_frame(
+def _hist_records(
     cursor: duckdb.DuckDBPyConnection,
     family: _Family,
     aggregates: list[str],
     filters: Filters,
     scope: Scope,
     by: str | None,
-    windows: list[tuple[str, date, date, date]],
-) -> pd.DataFrame:
-    """Point-in-time and range aggregates for each (series, bucket, a, b) window, exactly."""
+    windows: list[_Window],
+) -> _Records:
+    """Point-in-time and range aggregates for every window, exactly, from per-day histograms.
+
+    The histograms (starts and ends per day, for the filtered rows) have one row per day and
+    key, so evaluating hundreds of windows against them is cheap whatever the table size.
+    """
     where, params = _family_where(family, filters, scope)
     key_sql = _key_sql(family, by)
+    w_sql, w_params = _windows_cte(windows)
     max_day = max(w[3] for w in windows)
-    rows: list[dict[str, Any]] = []
     if family is _SUB:
-        starts = cursor.execute(
-            f"SELECT {key_sql} AS key, start_day AS day, count(*) AS n, "
-            "sum(price_cents) AS cents, count(*) FILTER (WHERE price_cents > 0) AS paying, "
-            "count(*) FILTER (WHERE is_first) AS first "
-            f"FROM dv_subscription WHERE start_day <= ? AND {where} GROUP BY ALL",
-            [max_day, *params],
-        ).df()
-        ends = cursor.execute(
-            f"SELECT {key_sql} AS key, end_day AS day, count(*) AS n, "
-            "sum(price_cents) AS cents, count(*) FILTER (WHERE price_cents > 0) AS paying "
-            f"FROM dv_subscription WHERE end_day <= ? AND {where} GROUP BY ALL",
-            [max_day, *params],
-        ).df()
-        cs = _cumulative(starts, ["n", "cents", "paying", "first"])
-        ce = _cumulative(ends, ["n", "cents", "paying"])
-        for key in set(cs) | set(ce):
-            s, e = cs.get(key), ce.get(key)
-            for series, bucket, a, b in windows:
-
-                def at(cum, col, d):
-                    return _at(cum, col, d) if cum is not None else 0.0
-
-                before = a - timedelta(days=1)
-                rows.append(
-                    {
-                        "series": series,
-                        "bucket": bucket,
-                        "key": key,
-                        "new_subscribers": at(s, "first", b) - at(s, "first", before),
-                        "mrr_cents": at(s, "cents", b) - at(e, "cents", b),
-                        "paying": at(s, "paying", b) - at(e, "paying", b),
-                        "cancelled": at(e, "n", b) - at(e, "n", before),
-                        "active_at_start": at(s, "n", before) - at(e, "n", before),
-                    }
-                )
+        sql = f"""
+        WITH {w_sql},
+        h AS (
+            SELECT {key_sql} AS key, start_day AS day, count(*) AS n_start,
+                sum(price_cents) AS cents_start,
+                count(*) FILTER (WHERE price_cents > 0) AS paying_start,
+                count(*) FILTER (WHERE is_first) AS first_start,
+                0 AS n_end, 0 AS cents_end, 0 AS paying_end
+            FROM dv_subscription WHERE start_day <= ? AND {where} GROUP BY ALL
+            UNION ALL
+            SELECT {key_sql}, end_day, 0, 0, 0, 0, count(*), sum(price_cents),
+                count(*) FILTER (WHERE price_cents > 0)
+            FROM dv_subscription WHERE end_day <= ? AND {where} GROUP BY ALL
+        )
+        SELECT w.wid, h.key,
+            coalesce(sum(first_start) FILTER (WHERE day BETWEEN w.a AND w.b), 0),
+            coalesce(sum(cents_start - cents_end) FILTER (WHERE day <= w.b), 0),
+            coalesce(sum(paying_start - paying_end) FILTER (WHERE day <= w.b), 0),
+            coalesce(sum(n_end) FILTER (WHERE day BETWEEN w.a AND w.b), 0),
+            coalesce(sum(n_start - n_end) FILTER (WHERE day < w.a), 0)
+        FROM w CROSS JOIN h GROUP BY ALL
+        """
+        names = ["new_subscribers", "mrr_cents", "paying", "cancelled", "active_at_start"]
+        all_params = [*w_params, max_day, *params, max_day, *params]
     elif family is _SPELL:
-        firsts = cursor.execute(
-            f"SELECT {key_sql} AS key, first_day AS day, count(*) AS n "
-            f"FROM dv_sub_spell WHERE first_day <= ? AND {where} GROUP BY ALL",
-            [max_day, *params],
-        ).df()
-        lasts = cursor.execute(
-            f"SELECT {key_sql} AS key, last_day AS day, count(*) AS n "
-            f"FROM dv_sub_spell WHERE last_day <= ? AND {where} GROUP BY ALL",
-            [max_day, *params],
-        ).df()
-        ids = list(range(len(windows)))
-        gaps = cursor.execute(
-            f"SELECT w.wid, {key_sql} AS key, count(*) AS n FROM dv_sub_spell "
-            "JOIN (SELECT unnest(?::INTEGER[]) AS wid, unnest(?::DATE[]) AS a, "
-            "unnest(?::DATE[]) AS b) w ON last_day >= w.a AND next_first_day <= w.b "
-            f"WHERE next_first_day IS NOT NULL AND {where} GROUP BY ALL",
-            [ids, [w[2] for w in windows], [w[3] for w in windows], *params],
-        ).df()
-        gaps["key"] = _norm_keys(gaps["key"])
-        gap_n = {(int(r.wid), r.key): float(r.n) for r in gaps.itertuples()}
-        cf, cl = _cumulative(firsts, ["n"]), _cumulative(lasts, ["n"])
-        for key in set(cf) | set(cl):
-            f, lc = cf.get(key), cl.get(key)
-            for wid, (series, bucket, a, b) in enumerate(windows):
-                n_first = _at(f, "n", b) if f is not None else 0.0
-                n_ended = _at(lc, "n", a - timedelta(days=1)) if lc is not None else 0.0
-                rows.append(
-                    {
-                        "series": series,
-                        "bucket": bucket,
-                        "key": key,
-                        "subscribers": n_first - n_ended - gap_n.get((wid, key), 0.0),
-                    }
-                )
+        sql = f"""
+        WITH {w_sql},
+        h AS (
+            SELECT {key_sql} AS key, first_day AS day, count(*) AS n_first, 0 AS n_last
+            FROM dv_sub_spell WHERE first_day <= ? AND {where} GROUP BY ALL
+            UNION ALL
+            SELECT {key_sql}, last_day, 0, count(*)
+            FROM dv_sub_spell WHERE last_day <= ? AND {where} GROUP BY ALL
+        ),
+        g AS (
+            SELECT w.wid, {key_sql} AS key, count(*) AS n
+            FROM dv_sub_spell JOIN w ON last_day >= w.a AND next_first_day <= w.b
+            WHERE next_first_day IS NOT NULL AND {where} GROUP BY ALL
+        ),
+        c AS (
+            SELECT w.wid, h.key,
+                coalesce(sum(n_first) FILTER (WHERE day <= w.b), 0)
+                - coalesce(sum(n_last) FILTER (WHERE day < w.a), 0) AS n
+            FROM w CROSS JOIN h GROUP BY ALL
+        )
+        SELECT c.wid, c.key, c.n - coalesce(g.n, 0)
+        FROM c LEFT JOIN g ON g.wid = c.wid AND g.key IS NOT DISTINCT FROM c.key
+        """
+        names = ["subscribers"]
+        all_params = [*w_params, max_day, *params, max_day, *params, *params]
     else:
-        released = cursor.execute(
-            f"SELECT {key_sql} AS key, release_date AS day, count(*) AS n "
-            f"FROM dim_title WHERE release_date <= ? AND {where} GROUP BY ALL",
-            [max_day, *params],
-        ).df()
-        cum = _cumulative(released, ["n"])
-        for key, c in cum.items():
-            for series, bucket, _a, b in windows:
-                rows.append(
-                    {
-                        "series": series,
-                        "bucket": bucket,
-                        "key": key,
-                        "titles_available": _at(c, "n", b),
-                    }
-                )
-    columns = ["series", "bucket", "key", *aggregates]
-    if not rows:
-        return pd.DataFrame(columns=columns)
-    frame = pd.DataFrame(rows)
-    if family is _SUB:
-        # A window whose start is after its end (a one-day-shorter comparison) counts nothing.
-        bad = {(s, b) for s, b, a, e in windows if a > e}
-        if bad:
-            mask = [(s, b) in bad for s, b in zip(frame["series"], frame["bucket"], strict=True)]
-            frame.loc[mask, ["new_subscribers", "cancelled"]] = 0.0
-    return frame[columns]
+        sql = f"""
+        WITH {w_sql},
+        h AS (
+            SELECT {key_sql} AS key, release_date AS day, count(*) AS n
+            FROM dim_title WHERE release_date <= ? AND {where} GROUP BY ALL
+        )
+        SELECT w.wid, h.key, coalesce(sum(n) FILTER (WHERE day <= w.b), 0)
+        FROM w CROSS JOIN h GROUP BY ALL
+        """
+        names = ["titles_available"]
+        all_params = [*w_params, max_day, *params]
+    out: _Records = {}
+    for row in cursor.execute(sql, all_params).fetchall():
+        series, bucket, a, b = windows[row[0]]
+        values = {n: float(v) for n, v in zip(names, row[2:], strict=True)}
+        if a > b:
+            # An empty window (a comparison one day shorter than the period) has no flows.
+            values.update({n: 0.0 for n in ("new_subscribers", "cancelled") if n in values})
+        out[(series, bucket, row[1])] = {n: values[n] for n in aggregates}
+    return out
 
 
 def _needed(metric_ids: Sequence[str]) -> dict[str, list[str]]:
@@ -724,6 +685,25 @@ def _needed(metric_ids: Sequence[str]) -> dict[str, list[str]]:
     return out
 
 
+def _notes(
+    filters: Filters, scope: Scope, metric_ids: Sequence[str], by: str | None
+) -> dict[str, str]:
+    notes: dict[str, str] = {}
+    for mid in metric_ids:
+        m = metric(mid)
+        outside = filters.active_dimensions - m.dims
+        if m.per_title and by != "title":
+            notes[mid] = f"{m.label} is a per-title metric (see top titles)."
+        elif outside:
+            names = ", ".join(DIMENSIONS[d].label.lower() for d in sorted(outside))
+            notes[mid] = f"{m.label} cannot be split by {names}."
+        elif not m.scoped and not scope.is_all:
+            notes[mid] = f"{m.label} is a platform-wide number, not shown for a creator scope."
+        elif by is not None and by != "title" and by not in m.dims:
+            notes[mid] = f"{m.label} cannot be broken down by {DIMENSIONS[by].label.lower()}."
+    return notes
+
+
 def _compute(
     cursor: duckdb.DuckDBPyConnection,
     filters: Filters,
@@ -735,68 +715,51 @@ def _compute(
     with_comparison: bool = True,
 ) -> tuple[pd.DataFrame, dict[str, str]]:
     """Metric values per (series, bucket, key), and a note per metric that is not available."""
-    for mid in metric_ids:
-        metric(mid)
+    notes = _notes(filters, scope, metric_ids, by)
     series_list = _series(filters, with_comparison)
     buckets = _buckets(filters.start, filters.end, grain)
-    windows = [
+    windows: list[_Window] = [
         (s.name, b[0], w[0], w[1])
         for s in series_list
         for b, w in zip(buckets, _series_windows(s, buckets), strict=True)
     ]
-    notes: dict[str, str] = {}
-    for mid in metric_ids:
-        m = METRICS[mid]
-        outside = filters.active_dimensions - m.dims
-        if m.per_title:
-            notes[mid] = f"{m.label} is a per-title metric (see top titles)."
-        elif outside:
-            names = ", ".join(DIMENSIONS[d].label.lower() for d in sorted(outside))
-            notes[mid] = f"{m.label} cannot be split by {names}."
-        elif not m.scoped and not scope.is_all:
-            notes[mid] = f"{m.label} is a platform-wide number, not shown for a creator scope."
-        elif by is not None and by != "title" and by not in m.dims:
-            notes[mid] = f"{m.label} cannot be broken down by {DIMENSIONS[by].label.lower()}."
     wanted = [mid for mid in metric_ids if mid not in notes]
-    frames = []
-    for fam_name, aggs in _needed(wanted).items():
+    needed = _needed(wanted)
+    found: list[tuple[_Records, list[str], bool]] = []
+    for fam_name, aggs in needed.items():
         family = _FAMILIES[fam_name]
-        if by not in (None, "title") and by not in family.columns:
-            continue
-        if by == "title" and fam_name not in ("view",):
+        # A family that cannot be grouped by the dimension leaves its aggregates missing (NaN).
+        groupable = by is None or (by == "title" and fam_name == "view") or by in family.columns
+        if not groupable:
             continue
         if fam_name in _FLOW_FAMILIES:
-            frame = _flow_frame(cursor, family, aggs, filters, scope, grain, by, series_list)
+            records = _flow_records(cursor, family, aggs, filters, scope, grain, by, series_list)
         else:
-            frame = _hist_frame(cursor, family, aggs, filters, scope, by, windows)
-        frame["bucket"] = pd.to_datetime(frame["bucket"]).dt.date
-        frame["key"] = _norm_keys(frame["key"])
-        frames.append(frame.set_index(["series", "bucket", "key"]))
-    # The full grid: every series and bucket is present even when no row fell into it.
-    grid_keys: list[Any] = [_NA]
+            records = _hist_records(cursor, family, aggs, filters, scope, by, windows)
+        found.append((records, aggs, True))
+    # The full grid: every series and bucket is present even when no row fell into it, and sums
+    # over no rows are zero, not missing.
+    keys: list[Any] = [None]
     if by is not None:
-        found: set[Any] = set()
-        for f in frames:
-            found |= set(f.index.get_level_values("key"))
-        grid_keys = sorted(found, key=lambda k: (k == _NA, str(k)))
-    index = pd.MultiIndex.from_tuples(
-        [(s.name, b[0], k) for s in series_list for b in buckets for k in grid_keys],
-        names=["series", "bucket", "key"],
-    )
-    base = pd.DataFrame(index=index)
-    for f in frames:
-        base = base.join(f.astype("float64"), how="left")
-    for agg in {a for aggs in _needed(wanted).values() for a in aggs}:
-        if agg not in base:
-            base[agg] = np.nan
-        elif by is None or _FAMILIES[_BASE_FAMILY[agg]].columns.get(by) or by == "title":
-            # Counts and sums over no rows are zero, not missing.
-            base[agg] = base[agg].fillna(0.0)
-    base["mean_views"] = np.nan
-    out = base.reset_index()
-    out["key"] = out["key"].where(out["key"] != _NA, None)
+        seen = {k[2] for records, _, _ in found for k in records}
+        keys = sorted(seen, key=lambda k: (k is None, str(k)))
+    all_aggs = sorted({a for aggs in needed.values() for a in aggs})
+    rows = []
+    for s in series_list:
+        for b0, _b1 in buckets:
+            for key in keys:
+                row: dict[str, Any] = {"series": s.name, "bucket": b0, "key": key}
+                row.update(dict.fromkeys(all_aggs, math.nan))
+                for records, aggs, _ in found:
+                    values = records.get((s.name, b0, key))
+                    row.update(values if values is not None else dict.fromkeys(aggs, 0.0))
+                rows.append(row)
+    out = pd.DataFrame(rows, columns=["series", "bucket", "key", *all_aggs])
+    # Built as objects: pandas would otherwise turn an unknown (None) key into NaN.
+    out["key"] = pd.Series([r["key"] for r in rows], dtype=object, index=out.index)
+    out["mean_views"] = math.nan
     for mid in metric_ids:
-        out[mid] = np.nan if mid in notes else METRICS[mid].formula(out).to_numpy()
+        out[mid] = math.nan if mid in notes else METRICS[mid].formula(out).to_numpy()
     return out, notes
 
 
@@ -990,13 +953,6 @@ def top_titles(
 
 
 def _titles_available(cursor: duckdb.DuckDBPyConnection, filters: Filters, scope: Scope) -> float:
-    frame = _hist_frame(
-        cursor,
-        _CATALOG,
-        ["titles_available"],
-        filters,
-        scope,
-        None,
-        [("current", filters.start, filters.start, filters.end)],
-    )
-    return float(frame["titles_available"].sum()) if not frame.empty else 0.0
+    window: list[_Window] = [("current", filters.start, filters.start, filters.end)]
+    records = _hist_records(cursor, _CATALOG, ["titles_available"], filters, scope, None, window)
+    return sum(v["titles_available"] for v in records.values())
