@@ -305,10 +305,12 @@ class Filters:
             raw = params.get(d.name)
             if raw is None:
                 continue
+            # A present parameter is always a filter, even "country=" (the empty value): reading
+            # it as "no filter" would widen what the bookmarked view shows.
             if isinstance(raw, str):
-                dims[d.field] = tuple(_split(raw)) if raw else ()
+                dims[d.field] = tuple(_split(raw))
             else:
-                dims[d.field] = tuple(v for item in raw for v in (_split(item) if item else ()))
+                dims[d.field] = tuple(v for item in raw for v in _split(item))
         return cls.for_preset(preset, anchor, start=start, end=end, comparison=comparison, **dims)
 
 
