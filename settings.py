@@ -74,6 +74,24 @@ SETTINGS: tuple[Setting, ...] = (
         "[connections.warehouse] in secrets: the app runs on the demo extract.",
         secret=True,
     ),
+    Setting(
+        "sync_overlap_hours",
+        2.0,
+        "An incremental sync re-reads rows whose updated_at is up to this many hours before the "
+        "watermark, so rows committed late are not missed.",
+    ),
+    Setting("sync_retries", 4, "Attempts per table when the warehouse connection fails."),
+    Setting(
+        "sync_retry_delay_seconds",
+        2.0,
+        "First pause before retrying a failed warehouse connection; it doubles each attempt.",
+    ),
+    Setting(
+        "sync_tables",
+        "",
+        "Extract tables a sync builds, comma-separated. Empty: every base table. Add "
+        "fact_view_daily for the daily view rollup computed in the warehouse.",
+    ),
     # --- sign-in and sessions ----------------------------------------------------------------
     Setting(
         "cookie_key",

@@ -1,0 +1,424 @@
+"""Declarative extract specs: what the sync reads from the warehouse for each extract table.
+
+A spec says where a table's rows come from (a raw warehouse table, or an aggregate that runs in
+the warehouse, for event tables too large to copy), its primary key and cursor column, how it is
+refreshed (``incremental``: rows whose cursor is at or after the watermark minus an overlap
+window; ``full``: everything, every time), how rows merge into the extract, the expected schema
+(taken from :mod:`data.schema`), the schema drift it tolerates, and how it is partitioned for
+reconciliation.
+
+Every SQL statement the sync sends to the warehouse is rendered here, from identifiers in the
+specs and the schema only; values are ``$n`` placeholders. The statements are plain SQL that
+both Redshift and PostgreSQL run (``TO_CHAR``, ``NOT EXISTS``, ``DATE_PART('epoch', ...)``, window functions, temporary tables);
+:func:`warehouse_statements` lists them so that a test parses each in sqlglot's Redshift dialect.
+The DuckDB side of the reconciliation is rendered by the same functions, so that both sides
+compute their control totals the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from data import schema
+from data.schema import Column, Table
+
+Mode = Literal["incremental", "full"]
+Side = Literal["warehouse", "duckdb"]
+
+# The warehouse-side table of suppressed (erased) viewer keys: a temporary table of the sync's
+# own session, filled from the extract's suppression list, so erased viewers never leave the
+# warehouse at all.
+SUPPRESSED_TEMP_TABLE = "spotlight_suppressed"
+
+
+@dataclass(frozen=True)
+class Partition:
+    """How a table is cut into partitions whose row counts and checksums are reconciled."""
+
+    kind: Literal["month", "bucket", "whole"]
+    column: str = ""
+    buckets: int = 16
+
+    def sql(self, side: Side, alias: str = "src") -> str:
+        """The partition key of a row: text for months, an integer bucket, or one constant."""
+        if self.kind == "month":
+            if side == "duckdb":
+                return f"strftime({alias}.{self.column}, '%Y-%m')"
+            return f"TO_CHAR({alias}.{self.column}, 'YYYY-MM')"
+        if self.kind == "bucket":
+            return f"MOD({alias}.{self.column}, {int(self.buckets)})"
+        return "'*'"
+
+
+@dataclass(frozen=True)
+class ExtractSpec:
+    """One extract table and how the sync fills it."""
+
+    table: Table  # the extract table: name, columns and types, primary key, cursor
+    mode: Mode = "incremental"
+    partition: Partition = Partition("whole")
+    # A raw spec copies ``source_table``; an aggregate spec runs ``aggregate`` in the warehouse.
+    # The aggregate template has {source} (the qualified source table, aliased src) and {where}.
+    source_table: str = ""
+    aggregate: str = ""
+    # For an aggregate, the columns of the source table it reads (checked for drift).
+    source_columns: tuple[Column, ...] = ()
+    # Rows selected by an incremental read: $1 is the lower bound (watermark minus overlap).
+    incremental_filter: str = ""
+    # "upsert": rows replace rows with the same primary key (latest cursor wins).
+    # "replace": every extract row whose ``replace_on`` values appear in the new rows is replaced
+    # (an aggregate recomputed for whole days).
+    merge: Literal["upsert", "replace"] = "upsert"
+    replace_on: tuple[str, ...] = ()
+    # The column holding the viewer's keyed pseudonym in the source (suppression is applied there).
+    viewer_column: str = ""
+    # New source columns that may appear without failing the sync (they are not read).
+    allowed_new_columns: frozenset[str] = frozenset()
+    # Set to tolerate any new source column (never a changed or missing one).
+    allow_any_new_column: bool = False
+    # Columns whose source type may change as long as the value still casts to the extract type.
+    allowed_type_changes: frozenset[str] = frozenset()
+    doc: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.table.name
+
+    @property
+    def primary_key(self) -> tuple[str, ...]:
+        return self.table.primary_key
+
+    @property
+    def cursor(self) -> str:
+        return self.table.cursor
+
+    @property
+    def columns(self) -> tuple[Column, ...]:
+        return self.table.columns
+
+    @property
+    def is_aggregate(self) -> bool:
+        return bool(self.aggregate)
+
+    @property
+    def checked_source_columns(self) -> tuple[Column, ...]:
+        """The source table's expected columns, compared with the warehouse for schema drift."""
+        return self.source_columns if self.is_aggregate else self.table.columns
+
+    # --- warehouse SQL -----------------------------------------------------------------------
+    def _source(self, source_schema: str) -> str:
+        return f"{source_schema}.{self.source_table}"
+
+    def _where(self, source_schema: str, *, incremental: bool, suppress: bool) -> str:
+        conditions = []
+        if incremental:
+            conditions.append(
+                self.incremental_filter.format(source=self._source(source_schema))
+                if self.incremental_filter
+                else f"src.{self.cursor} >= $1"
+            )
+        if suppress and self.viewer_column:
+            conditions.append(
+                f"NOT EXISTS (SELECT 1 FROM {SUPPRESSED_TEMP_TABLE} AS sup "
+                f"WHERE sup.viewer_key = src.{self.viewer_column})"
+            )
+        return " AND ".join(conditions) if conditions else "1 = 1"
+
+    def select_sql(self, source_schema: str, *, incremental: bool, suppress: bool) -> str:
+        """The rows to load: the whole source, or those changed since ``$1`` when incremental."""
+        where = self._where(source_schema, incremental=incremental, suppress=suppress)
+        if self.is_aggregate:
+            return self.aggregate.format(source=self._source(source_schema), where=where)
+        columns = ", ".join(f"src.{c.name}" for c in self.columns)
+        return f"SELECT {columns} FROM {self._source(source_schema)} AS src WHERE {where}"
+
+    def source_stats_sql(
+        self,
+        source_schema: str,
+        *,
+        suppress: bool,
+        partitions: int | None = None,
+        dedup: bool = False,
+    ) -> str:
+        """Row count and control totals per partition of the source, as the extract should hold.
+
+        With ``partitions``, only the partitions bound as ``$1..$n`` are described. With
+        ``dedup``, rows are de-duplicated on the primary key first (Redshift does not enforce
+        primary keys, so the source may hold several versions of a row).
+        """
+        if self.is_aggregate:
+            source = (
+                "(" + self.select_sql(source_schema, incremental=False, suppress=suppress) + ")"
+            )
+            where = "1 = 1"
+        else:
+            source = self._source(source_schema)
+            where = self._where(source_schema, incremental=False, suppress=suppress)
+        return _stats_sql(self, source, where, "warehouse", partitions, dedup)
+
+    def extract_stats_sql(self, partitions: int | None = None) -> str:
+        """The same statistics over the extract table in DuckDB (``?`` placeholders)."""
+        return _stats_sql(self, self.name, "1 = 1", "duckdb", partitions, False)
+
+    def columns_sql(self) -> str:
+        """The source table's columns as the warehouse describes them ($1 schema, $2 table)."""
+        return (
+            "SELECT column_name, data_type, numeric_precision, numeric_scale "
+            "FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2 "
+            "ORDER BY ordinal_position"
+        )
+
+
+# --- reconciliation totals: one definition for both sides -----------------------------------------
+def _totals(column: Column, side: Side, alias: str) -> list[str]:
+    """Control totals of one column, spelled so that the warehouse and DuckDB agree exactly.
+
+    Integers and decimals are summed exactly; booleans count their trues; dates and timestamps
+    sum their whole epoch seconds;
+    floating-point values sum their thousandths (FLOOR of the same IEEE double is the same
+    everywhere); text sums its length in characters. Nullable columns also count non-NULLs.
+    """
+    ref = f"{alias}.{column.name}"
+    kind = column.type
+    # SUM of a BIGINT is NUMERIC in PostgreSQL and Redshift and HUGEINT in DuckDB: no overflow,
+    # and no per-row cast to DECIMAL, which PostgreSQL computes slowly.
+    if kind == "bool":
+        totals = [f"SUM(CASE WHEN {ref} THEN 1 ELSE 0 END)"]
+    elif kind in {"money", "ratio"}:
+        totals = [f"SUM({ref})"]
+    elif kind == "real":
+        totals = [f"SUM(CAST(FLOOR({ref} * 1000) AS BIGINT))"]
+    elif kind in {"date", "ts"}:
+        totals = [f"SUM(CAST(FLOOR(DATE_PART('epoch', CAST({ref} AS TIMESTAMP))) AS BIGINT))"]
+    elif column.is_text:
+        totals = [f"SUM(LENGTH({ref}))"]
+    elif kind == "id":
+        totals = [f"SUM({ref})"]
+    else:
+        totals = [f"SUM(CAST({ref} AS BIGINT))"]
+    if column.nullable:
+        totals.append(f"COUNT({ref})")
+    return totals
+
+
+def _stats_sql(
+    spec: ExtractSpec, source: str, where: str, side: Side, partitions: int | None, dedup: bool
+) -> str:
+    """Per partition: partition key as text, row count, then the control totals of each column.
+
+    With ``dedup`` the rows are first de-duplicated on the primary key as the sync does (the
+    latest cursor wins); that costs a sort, so it is only asked for partitions that did not
+    reconcile without it.
+    """
+    part = f"CAST({spec.partition.sql(side, 'src')} AS VARCHAR)"
+    if partitions is not None:
+        marks = (
+            ", ".join("?" for _ in range(partitions))
+            if side == "duckdb"
+            else ", ".join(f"${i + 1}" for i in range(partitions))
+        )
+        where = f"{where} AND {part} IN ({marks or 'NULL'})"
+    if dedup:
+        keys = ", ".join(f"src.{k}" for k in spec.primary_key)
+        source = (
+            f"(SELECT src.*, ROW_NUMBER() OVER (PARTITION BY {keys} "
+            f"ORDER BY src.{spec.cursor} DESC) AS spotlight_rank FROM {source} AS src "
+            f"WHERE {where})"
+        )
+        where = "src.spotlight_rank = 1"
+    totals = [t for c in spec.columns for t in _totals(c, side, "src")]
+    return (
+        f"SELECT {part} AS part, COUNT(*) AS row_count, {', '.join(totals)} "
+        f"FROM {source} AS src WHERE {where} GROUP BY {part} ORDER BY 1"
+    )
+
+
+# --- expected source types, for schema drift -------------------------------------------------------
+# information_schema.columns.data_type as PostgreSQL and Redshift report each logical type.
+_SOURCE_TYPES: dict[str, tuple[str, int | None, int | None]] = {
+    "id": ("bigint", None, None),
+    "int": ("integer", None, None),
+    "small": ("smallint", None, None),
+    "real": ("double precision", None, None),
+    "money": ("numeric", 14, 2),
+    "ratio": ("numeric", 5, 4),
+    "bool": ("boolean", None, None),
+    "date": ("date", None, None),
+    "ts": ("timestamp without time zone", None, None),
+}
+
+
+def expected_source_type(column: Column) -> tuple[str, int | None, int | None]:
+    """(data_type, precision, scale) the warehouse should report; text length may vary."""
+    if column.is_text:
+        return ("character varying", None, None)
+    return _SOURCE_TYPES[column.type]
+
+
+def describe_drift(
+    spec: ExtractSpec, found: list[tuple[str, str, int | None, int | None]]
+) -> list[str]:
+    """The differences between the source's columns and the spec that the spec does not allow."""
+    expected = {c.name: c for c in spec.checked_source_columns}
+    actual = {name: (dtype, prec, scale) for name, dtype, prec, scale in found}
+    problems: list[str] = []
+    if not actual:
+        return [f"source table {spec.source_table} not found"]
+    for name, column in expected.items():
+        if name not in actual:
+            problems.append(f"column {name} is missing")
+            continue
+        want = expected_source_type(column)
+        dtype, prec, scale = actual[name]
+        got = (dtype, prec, scale) if want[1] is not None else (dtype, None, None)
+        if dtype in {"character varying", "character", "text"} and column.is_text:
+            continue
+        if got != want and name not in spec.allowed_type_changes:
+            shown = f"{dtype}({prec},{scale})" if want[1] is not None else dtype
+            expected_shown = f"{want[0]}({want[1]},{want[2]})" if want[1] is not None else want[0]
+            problems.append(f"column {name} is {shown}, expected {expected_shown}")
+    for name in actual:
+        if name not in expected and not (
+            spec.allow_any_new_column or name in spec.allowed_new_columns
+        ):
+            problems.append(f"new column {name} ({actual[name][0]})")
+    return problems
+
+
+# --- the specs ------------------------------------------------------------------------------------
+def _raw(table: Table, partition: Partition, **kwargs) -> ExtractSpec:
+    viewer = "viewer_key" if table.has_viewer else ""
+    return ExtractSpec(
+        table=table, partition=partition, source_table=table.name, viewer_column=viewer, **kwargs
+    )
+
+
+def _month(column: str) -> Partition:
+    return Partition("month", column)
+
+
+def _bucket(column: str) -> Partition:
+    return Partition("bucket", column)
+
+
+FACT_VIEW_DAILY = Table(
+    "fact_view_daily",
+    (
+        Column("view_date", "date"),
+        Column("title_id", "int"),
+        Column("country", "text:2"),
+        Column("device", "text:16"),
+        Column("views", "id"),
+        Column("viewers", "id", doc="distinct viewers that day in this cell"),
+        Column("watch_seconds", "id"),
+        Column("completions", "id"),
+        Column("updated_at", "ts", doc="latest updated_at of the views in the cell"),
+    ),
+    ("view_date", "title_id", "country", "device"),
+    "Daily view rollup per title x country x device, aggregated in the warehouse.",
+)
+
+# The rollup runs in the warehouse: for billions of view events only the cells travel. An
+# incremental read recomputes whole days touched by a changed view, and those days replace the
+# extract's. It holds no viewer key, so it is not personal data; erased viewers are filtered out
+# in the warehouse before aggregating, by the sync.
+_DAILY_SQL = (
+    "SELECT CAST(src.started_at AS DATE) AS view_date, src.title_id, src.country, src.device, "
+    "COUNT(*) AS views, COUNT(DISTINCT src.viewer_key) AS viewers, "
+    "SUM(CAST(src.watch_seconds AS BIGINT)) AS watch_seconds, "
+    "SUM(CASE WHEN src.completed THEN 1 ELSE 0 END) AS completions, "
+    "MAX(src.updated_at) AS updated_at "
+    "FROM {source} AS src WHERE {where} "
+    "GROUP BY CAST(src.started_at AS DATE), src.title_id, src.country, src.device"
+)
+_DAILY_INCREMENTAL = (
+    "CAST(src.started_at AS DATE) IN (SELECT DISTINCT CAST(chg.started_at AS DATE) "
+    "FROM {source} AS chg WHERE chg.updated_at >= $1)"
+)
+
+FACT_VIEW_DAILY_SPEC = ExtractSpec(
+    table=FACT_VIEW_DAILY,
+    partition=_month("view_date"),
+    source_table="fact_view",
+    aggregate=_DAILY_SQL,
+    source_columns=schema.FACT_VIEW.columns,
+    incremental_filter=_DAILY_INCREMENTAL,
+    merge="replace",
+    replace_on=("view_date",),
+    viewer_column="viewer_key",
+    doc=FACT_VIEW_DAILY.doc,
+)
+
+SPECS: tuple[ExtractSpec, ...] = (
+    # Small dimensions and payouts are re-read whole: cheap, and deletions follow at once.
+    _raw(schema.DIM_CREATOR, _bucket("creator_id"), mode="full"),
+    _raw(schema.DIM_TITLE, _bucket("title_id"), mode="full"),
+    _raw(schema.DIM_VIEWER, _bucket("viewer_key")),
+    _raw(schema.FACT_VIEW, _month("started_at")),
+    _raw(schema.FACT_SUBSCRIPTION, _month("started_at")),
+    _raw(schema.FACT_REVENUE, _month("occurred_at")),
+    _raw(schema.FACT_AD, _month("ad_date")),
+    _raw(schema.FACT_INTERACTION, _month("occurred_at")),
+    _raw(schema.FACT_PAYOUT, _month("period"), mode="full"),
+    FACT_VIEW_DAILY_SPEC,
+)
+SPECS_BY_NAME: dict[str, ExtractSpec] = {s.name: s for s in SPECS}
+# What a sync builds unless told otherwise: every base table the app reads. The warehouse-side
+# rollup is opt-in (settings.sync_tables), for deployments whose view events are too many to copy.
+DEFAULT_TABLES: tuple[str, ...] = tuple(t.name for t in schema.TABLES)
+
+
+def resolve(names: Iterable[str] | None = None) -> tuple[ExtractSpec, ...]:
+    """The specs for the given extract table names (default: DEFAULT_TABLES), in sync order."""
+    wanted = list(names) if names else list(DEFAULT_TABLES)
+    unknown = [n for n in wanted if n not in SPECS_BY_NAME]
+    if unknown:
+        raise KeyError(
+            f"unknown extract table(s): {', '.join(unknown)}; known: {', '.join(SPECS_BY_NAME)}"
+        )
+    return tuple(s for s in SPECS if s.name in wanted)
+
+
+def session_statements() -> list[str]:
+    """Statements the sync runs once per warehouse session (snapshot and suppression list)."""
+    return [
+        SNAPSHOT_SQL,
+        SUPPRESSED_CREATE_SQL,
+        suppressed_insert_sql(3),
+    ]
+
+
+# One snapshot for reading a table and reconciling it, so that the checksums describe exactly
+# the rows read even while the warehouse keeps loading. Redshift runs every transaction
+# serializable and accepts this spelling; PostgreSQL needs it said.
+SNAPSHOT_SQL = "BEGIN ISOLATION LEVEL REPEATABLE READ"
+COMMIT_SQL = "COMMIT"
+SUPPRESSED_CREATE_SQL = (
+    f"CREATE TEMPORARY TABLE {SUPPRESSED_TEMP_TABLE} (viewer_key BIGINT NOT NULL)"
+)
+
+
+def suppressed_insert_sql(rows: int) -> str:
+    """INSERT of ``rows`` suppressed keys into the session's temporary table, all bound."""
+    values = ", ".join(f"(${i + 1})" for i in range(rows))
+    return f"INSERT INTO {SUPPRESSED_TEMP_TABLE} (viewer_key) VALUES {values}"
+
+
+def warehouse_statements(source_schema: str = "public") -> list[str]:
+    """Every statement the sync can send to the warehouse, for the Redshift-dialect test."""
+    statements = [*session_statements(), COMMIT_SQL]
+    for spec in SPECS:
+        statements.append(spec.columns_sql())
+        for suppress in (False, True):
+            statements.append(spec.source_stats_sql(source_schema, suppress=suppress))
+            statements.append(
+                spec.source_stats_sql(source_schema, suppress=suppress, partitions=2, dedup=True)
+            )
+            for incremental in (False, True):
+                statements.append(
+                    spec.select_sql(source_schema, incremental=incremental, suppress=suppress)
+                )
+    return statements
