@@ -19,6 +19,83 @@ app.add_typer(audit_app, name="audit", no_args_is_help=True)
 app.add_typer(alerts_app, name="alerts", no_args_is_help=True)
 
 
+@app.command()
+def demo(
+    viewers: int | None = typer.Option(
+        None, min=1, help="Viewers (default: the demo_viewers setting, or views / 20 if larger)."
+    ),
+    views: int | None = typer.Option(
+        None, min=0, help="View sessions (default: the demo_views setting)."
+    ),
+    seed: int | None = typer.Option(None, min=0, help="Random seed (default: demo_seed)."),
+    end: str | None = typer.Option(
+        None, help="Last day with data, YYYY-MM-DD (default: today, UTC)."
+    ),
+    force: bool = typer.Option(False, "--force", help="Replace an existing extract."),
+) -> None:
+    """Generate the demo platform into a new encrypted extract (same seed and end, same data)."""
+    import datetime as dt
+
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from data.demo import DemoConfig, build_demo_extract
+    from data.store import ExtractError, store_from_settings
+    from settings import SettingsError, load_settings
+
+    try:
+        end_date = dt.date.fromisoformat(end) if end else None
+    except ValueError:
+        raise typer.BadParameter(
+            f"{end!r} is not a date like 2026-10-31", param_hint="--end"
+        ) from None
+    console = Console()
+    try:
+        settings = load_settings()
+        views_n = settings.demo_views if views is None else views
+        viewers_n = viewers or max(int(settings.demo_viewers), views_n // 20)
+        config = DemoConfig(
+            viewers=viewers_n,
+            views=views_n,
+            seed=settings.demo_seed if seed is None else seed,
+            **({"end": end_date} if end_date else {}),
+        )
+        store = store_from_settings(settings)
+        if store.exists() and not force:
+            console.print(
+                f"[red]An extract already exists at {store.path}.[/] Pass --force to replace it."
+            )
+            raise typer.Exit(1)
+        pseudonym_key = settings.secret("pseudonym_key")
+    except (ValueError, SettingsError, ExtractError) as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from None
+    console.print(
+        f"Generating {config.viewers:,} viewers and {config.views:,} views, seed {config.seed}, "
+        f"{config.start} to {config.end}."
+    )
+    with Progress(
+        TextColumn("{task.description:<28}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
+        task = bar.add_task("demo", total=1.0)
+        result = build_demo_extract(
+            store,
+            config,
+            pseudonym_key,
+            lambda fraction, message: bar.update(task, completed=fraction, description=message),
+        )
+    table = Table("table", "rows")
+    for name, count in result["rows"].items():
+        table.add_row(name, f"{count:,}")
+    console.print(table)
+    console.print(f"Built {store.path} in {result['seconds']:.1f} s.")
+
+
 def _cli_actor() -> str:
     import getpass
 

@@ -733,7 +733,7 @@ class _Generator:
         )
         _, group = np.unique(rank_key, return_inverse=True)
         order = rng.permutation(group.max() + 1)
-        zipf = (order[group] + 1.0) ** -1.05
+        zipf = (order[group] + 1.0) ** -1.2
         quality = rng.lognormal(0, 0.25, n)
         ckind = self.creator_kind[creator]
         reach = np.where(ckind == 1, 1.6, np.where(ckind == 2, 1.2, 0.8))
@@ -804,16 +804,20 @@ class _Generator:
         Row d holds the normalised cumulative weights plus d, so one ``searchsorted`` of
         ``d + u`` picks a title for many views on different days at once.
         """
-        days = np.arange(self.D)[:, None]
-        age = (days - self.title_release[None, :]).astype(np.float64)
+        cum = np.empty((self.D, self.T))
         live = (self.title_kind == 2)[None, :]
-        vod_decay = 0.12 + 0.88 * np.exp(-np.maximum(age, 0) / 45.0)
-        live_decay = 0.02 + np.exp(-np.maximum(age, 0) / 1.5)
-        w = self.title_base[None, :] * np.where(live, live_decay, vod_decay)
-        w[age < 0] = 0.0
-        cum = np.cumsum(w, axis=1)
-        cum /= cum[:, -1:]
-        cum += days
+        # A block of days at a time keeps the temporaries small next to the table itself.
+        for d0 in range(0, self.D, 64):
+            days = np.arange(d0, min(d0 + 64, self.D))[:, None]
+            age = (days - self.title_release[None, :]).astype(np.float64)
+            released = age >= 0
+            np.maximum(age, 0, out=age)
+            decay = np.where(live, 0.02 + np.exp(-age / 1.5), 0.12 + 0.88 * np.exp(-age / 45.0))
+            w = np.where(released, self.title_base[None, :] * decay, 0.0)
+            block = np.cumsum(w, axis=1)
+            block /= block[:, -1:]
+            block += days
+            cum[d0 : d0 + len(days)] = block
         self.title_cum = cum.ravel()
 
     # --- viewers and subscriptions -------------------------------------------------------------
@@ -1272,7 +1276,8 @@ class _Generator:
                 brand = _CAMPAIGN_BRANDS[int(rng.integers(len(_CAMPAIGN_BRANDS)))]
                 theme = _CAMPAIGN_THEMES[int(rng.integers(len(_CAMPAIGN_THEMES)))]
                 names.append(f"{brand} {theme} {when.year} #{len(names) + 1}")
-                cpm.append(int(rng.integers(1500, 4500)))  # cents per thousand impressions (CTV rates)
+                # Cents per thousand impressions, at connected-TV rates.
+                cpm.append(int(rng.integers(1500, 4500)))
                 ctr.append(float(rng.uniform(0.003, 0.02)))
                 slot_campaign[s, max(d, 0) : min(d + length, D)] = len(names) - 1
                 d += length
