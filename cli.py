@@ -5,6 +5,8 @@ Run ``python cli.py --help``. Every command reads the same settings as the app (
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from security.cli_commands import alerts_app, audit_app, users_app
@@ -211,6 +213,30 @@ def erase(
         f"{result.seconds:.1f}s{note}. The app's cached queries are keyed on the extract file, "
         "so none serves the old data."
     )
+
+
+# Benchmarks (bench/); each sub-command writes its results to bench/results/.
+bench_app = typer.Typer(help="Benchmarks; results go to bench/results/.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench", no_args_is_help=True)
+
+
+@bench_app.command("queries")
+def bench_queries(
+    rows: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--rows", min=1, help="View rows of each extract, repeatable (default 1M and 10M)."
+        ),
+    ] = None,
+    repeat: int = typer.Option(15, min=3, help="Timed runs of each query."),
+    derived: bool = typer.Option(
+        False, "--derived", help="Also time rebuilding the derived tables."
+    ),
+) -> None:
+    """Median and p95 latency of every dashboard query, and the same queries in pandas."""
+    from bench.queries import main as run_bench
+
+    run_bench(rows or [1_000_000, 10_000_000], repeat, derived)
 
 
 def main() -> None:
