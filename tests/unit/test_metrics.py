@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import random
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pandas as pd
 import pytest
@@ -33,21 +33,8 @@ INJECTIONS = (
 
 
 @pytest.fixture(scope="module")
-def store(request):
-    try:
-        return request.getfixturevalue("demo_store")
-    except pytest.FixtureLookupError:
-        pass
-    from data.demo import DemoConfig, build_demo_extract
-    from data.store import ExtractStore
-
-    path = request.config.cache.mkdir("metrics-extract") / "extract.duckdb"
-    s = ExtractStore(path, "m" * 40)
-    if not path.exists():
-        build_demo_extract(
-            s, DemoConfig(viewers=2000, views=40_000, seed=11, end=date(2026, 10, 31)), "p" * 40
-        )
-    return s
+def store(demo_store):
+    return demo_store
 
 
 @pytest.fixture(scope="module")
