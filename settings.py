@@ -9,6 +9,7 @@ when one is missing there.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets as _secrets
 import tomllib
@@ -273,18 +274,24 @@ def _demo_key(key_dir: Path, name: str) -> str:
     key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(key_dir, 0o700)
     path = key_dir / f"{name}.key"
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        value = path.read_text().strip()
-        if len(value) >= MIN_KEY_LENGTH:
-            return value
-        raise SettingsError(
-            f"{path} holds a damaged key; remove it to generate a new one."
-        ) from None
-    with os.fdopen(fd, "w") as fh:
-        fh.write(_secrets.token_urlsafe(48))
-    return path.read_text().strip()
+    if not path.exists():
+        # Written aside, then linked into place: a process starting at the same moment sees
+        # either no key file or a complete one, never an empty file it would call damaged.
+        tmp = key_dir / f".{name}.key.{os.getpid()}.{_secrets.token_hex(4)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(_secrets.token_urlsafe(48))
+                fh.flush()
+                os.fsync(fh.fileno())
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)  # the first writer wins; the others read its key
+        finally:
+            tmp.unlink()
+    value = path.read_text().strip()
+    if len(value) >= MIN_KEY_LENGTH:
+        return value
+    raise SettingsError(f"{path} holds a damaged key; remove it to generate a new one.")
 
 
 def load_settings(

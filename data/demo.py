@@ -1496,14 +1496,16 @@ def ensure_demo_extract(settings: Settings, progress: Progress | None = None) ->
     """
     if not settings.demo_mode:
         return False
-    store = store_from_settings(settings)
-    if store.exists():
+    if settings.extract_path.exists():
         return False
     data_dir = settings.data_path
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # The lock is taken before the keys are resolved: on a first start the keys are generated
+    # too, and the second process must find them as well as the extract complete.
     with open(data_dir / ".demo-build.lock", "a") as lock:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
         try:
+            store = store_from_settings(settings)
             if store.exists():
                 return False
             config = DemoConfig(
@@ -1511,12 +1513,7 @@ def ensure_demo_extract(settings: Settings, progress: Progress | None = None) ->
                 views=int(settings.demo_views),
                 seed=int(settings.demo_seed),
             )
-            build_demo_extract(
-                store,
-                config,
-                settings.secret("pseudonym_key"),
-                progress,
-            )
+            build_demo_extract(store, config, settings.secret("pseudonym_key"), progress)
             return True
         finally:
             with contextlib.suppress(OSError):

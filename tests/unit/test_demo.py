@@ -406,6 +406,21 @@ def test_ensure_demo_extract_builds_once_even_when_raced(tmp_path):
     assert meta["source"] == "demo" and meta["views"] == "3000"
 
 
+def test_demo_keys_generated_at_once_by_many_starters_agree(tmp_path):
+    settings = _settings(tmp_path)
+    keys: list[str] = []
+    threads = [
+        threading.Thread(target=lambda: keys.append(settings.secret("pseudonym_key")))
+        for _ in range(8)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(keys) == 8 and len(set(keys)) == 1 and len(keys[0]) >= 32
+    assert sorted(p.name for p in (tmp_path / "keys").iterdir()) == ["pseudonym_key.key"]
+
+
 def test_ensure_demo_extract_does_nothing_with_a_warehouse(tmp_path):
     settings = _settings(tmp_path, SPOTLIGHT_WAREHOUSE_URL="postgresql://u:p@localhost/db")
     assert ensure_demo_extract(settings) is False
