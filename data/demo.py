@@ -35,6 +35,8 @@ import contextlib
 import fcntl
 import itertools
 import math
+import queue
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -1436,6 +1438,47 @@ def generate(
     report(1.0, "generated")
 
 
+def _prefetched(config: DemoConfig, pseudonym_key: str | bytes, depth: int = 2) -> Iterator[tuple]:
+    """``generate`` run one step ahead in a thread, so numpy generates while DuckDB inserts.
+
+    Yields ``("batch", name, table)`` and ``("progress", fraction, message)`` in generation
+    order, so the output is the same as without the thread; progress is reported from the
+    caller's thread (Streamlit elements may only be updated from the script's own thread).
+    """
+    items: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def put(item: object) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(queue.Full):
+                items.put(item, timeout=0.1)
+                return
+
+    def produce() -> None:
+        try:
+            for name, table in generate(
+                config, pseudonym_key, lambda f, msg: put(("progress", f, msg))
+            ):
+                put(("batch", name, table))
+                if stop.is_set():
+                    return
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            put(("error", exc))
+        put(done)
+
+    worker = threading.Thread(target=produce, name="demo-generator", daemon=True)
+    worker.start()
+    try:
+        while (item := items.get()) is not done:
+            if item[0] == "error":
+                raise item[1]
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
 def build_demo_extract(
     store: ExtractStore,
     config: DemoConfig,
@@ -1453,7 +1496,11 @@ def build_demo_extract(
     rows = {t.name: 0 for t in schema.TABLES}
     insert_seconds = 0.0
     with store.build() as con:
-        for name, table in generate(config, pseudonym_key, lambda f, msg: report(0.92 * f, msg)):
+        for item in _prefetched(config, pseudonym_key):
+            if item[0] == "progress":
+                report(0.7 * item[1], item[2])
+                continue
+            _, name, table = item
             target = schema.TABLES_BY_NAME[name].name  # only schema names reach the SQL text
             t = time.perf_counter()
             con.register("_demo_batch", table)
@@ -1476,9 +1523,9 @@ def build_demo_extract(
                 "built_at": datetime.now(UTC).replace(microsecond=0).isoformat(),
             },
         )
-        report(0.93, "derived tables")
+        report(0.7, "derived tables")
         build_derived(con)
-        report(0.96, "writing the encrypted extract")
+        report(0.95, "writing the encrypted extract")
     report(1.0, "done")
     return {
         "rows": rows,

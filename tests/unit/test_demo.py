@@ -421,6 +421,21 @@ def test_demo_keys_generated_at_once_by_many_starters_agree(tmp_path):
     assert sorted(p.name for p in (tmp_path / "keys").iterdir()) == ["pseudonym_key.key"]
 
 
+def test_a_failing_generator_leaves_no_extract(tmp_path, monkeypatch):
+    import data.demo as demo
+    from data.store import ExtractStore
+
+    def broken(config, key, progress=None):
+        yield from list(generate(config, key))[:3]
+        raise RuntimeError("generator broke")
+
+    monkeypatch.setattr(demo, "generate", broken)
+    store = ExtractStore(tmp_path / "extract.duckdb", "e" * 40)
+    with pytest.raises(RuntimeError, match="generator broke"):
+        demo.build_demo_extract(store, DemoConfig(seed=1, **SMALL), KEY)
+    assert not store.exists()
+
+
 def test_ensure_demo_extract_does_nothing_with_a_warehouse(tmp_path):
     settings = _settings(tmp_path, SPOTLIGHT_WAREHOUSE_URL="postgresql://u:p@localhost/db")
     assert ensure_demo_extract(settings) is False
