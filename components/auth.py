@@ -69,7 +69,9 @@ def current_principal(ctx: AppContext) -> Principal | None:
     if token:
         principal = ctx.security.resolve(token)
         if principal is None:
-            _forget_session(notice="Your session has ended (signed out elsewhere, or idle too long). Please sign in again.")
+            _forget_session(
+                notice="Your session has ended (signed out elsewhere, or idle too long). Please sign in again."
+            )
             cookie.clear()
             return None
     elif not state.get(SIGNED_OUT_KEY) and (found := cookie.read()) is not None:
@@ -134,7 +136,8 @@ def sign_in_screen(ctx: AppContext) -> None:
     _, middle, _ = st.columns([1, 2, 1])
     with middle:
         st.title("🎬 Spotlight Analytics")
-        if notice := st.session_state.pop(NOTICE_KEY, None):
+        # Kept until the next sign-in: the cookie component's answer triggers another run.
+        if notice := st.session_state.get(NOTICE_KEY):
             st.info(notice, icon="ℹ️")
         if pending is not None and pending.mfa_pending:
             second_factor_form(ctx, pending, token)
@@ -162,6 +165,7 @@ def _password_form(ctx: AppContext) -> None:
         return
     st.session_state[TOKEN_KEY] = ctx.security.create_session(result.username, client)
     st.session_state.pop(SIGNED_OUT_KEY, None)
+    st.session_state.pop(NOTICE_KEY, None)
     st.session_state.pop(RESTORED_KEY, None)
     if not result.needs_mfa:
         st.session_state[COOKIE_PENDING_KEY] = True

@@ -6,9 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
-if ! [ -x /usr/bin/chromium ]; then
-  echo "test.sh: installing Debian's chromium for the browser tests" >&2
-  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium fonts-liberation >/dev/null
+# Debian's Chromium for the browser tests, with fonts so screenshots show text and emoji.
+if ! [ -x /usr/bin/chromium ] || ! [ -d /usr/share/fonts/truetype/noto ]; then
+  echo "test.sh: installing Debian's chromium and fonts for the browser tests" >&2
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium fonts-liberation fonts-noto-color-emoji >/dev/null
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt

@@ -52,8 +52,12 @@ change_models          analyst, admin
 =====================  =========================================================  ========
 
 2FA (``MFA_ROLES``): admin, executive, finance, creator — every role that sees money or can take
-a step-up action. A principal holding one of these roles is denied every page and action until
-its session has passed 2FA (a session restored from a cookie included).
+a step-up action. Signing in with a password does not finish until the code is entered. A tab
+whose session was restored from the cookie (no password typed in it) has not passed 2FA: it may
+open the aggregate dashboards in ``MFA_FREE_PAGES`` (money hidden: ``see_money`` is denied),
+but every other page — money, personal data, administration — and every action asks for a
+fresh code first (SECURITY.md #5: "a session restored from a cookie still needs 2FA before
+money pages").
 
 Export row caps (``EXPORT_ROW_CAPS``, enforced on the server by the export code): admin
 1,000,000; analyst and finance 500,000; executive 100,000; manager and marketer 50,000; creator
@@ -114,6 +118,11 @@ PAGE_ROLES: dict[str, frozenset[str]] = {
 PAGES: tuple[str, ...] = tuple(PAGE_ROLES)
 # Pages whose content is money: they also need the see_money action.
 MONEY_PAGES: frozenset[str] = frozenset({"revenue", "earnings"})
+# Aggregate, money-free pages a 2FA role may open before 2FA is passed in a tab restored from
+# the cookie. An allowlist: a page added later needs 2FA until it is listed here on purpose.
+MFA_FREE_PAGES: frozenset[str] = frozenset(
+    {"overview", "account", "engagement", "compare", "segments", "forecast", "reports"}
+)
 
 # --- actions ---------------------------------------------------------------------------------
 ACTION_ROLES: dict[str, frozenset[str]] = {
@@ -316,7 +325,7 @@ def _denial(principal: Principal | None, target: str, now: datetime | None) -> s
             return "not_permitted"
     else:
         return "not_permitted"  # unknown pages and actions are denied
-    if principal.mfa_pending:
+    if principal.mfa_pending and target not in MFA_FREE_PAGES:
         return "mfa_required"
     if target in STEP_UP_ACTIONS:
         now = now or principal.resolved_at or datetime.now(UTC)

@@ -133,16 +133,24 @@ def page(browser: Browser) -> Iterator[Page]:
 
 
 def wait_for_app(tab: Page, timeout: float = 30_000) -> None:
-    """Wait until Streamlit has finished running the script (no 'Running…' status)."""
+    """Wait until Streamlit has finished running and stays idle, with no stale elements left.
+
+    A run can be followed at once by another (the cookie component answering triggers one), so
+    idleness must hold for a moment, not just be seen once.
+    """
     tab.wait_for_selector('[data-testid="stApp"]', timeout=timeout)
-    tab.wait_for_function(
-        """() => {
-            const app = document.querySelector('[data-testid="stApp"]');
-            return app && app.getAttribute('data-test-script-state') !== 'running'
-                && !document.querySelector('[data-testid="stStatusWidget"] [data-testid="stStatusWidgetRunningIcon"]');
-        }""",
-        timeout=timeout,
-    )
+    idle = """() => {
+        const app = document.querySelector('[data-testid="stApp"]');
+        return !!app && app.getAttribute('data-test-script-state') !== 'running'
+            && document.querySelectorAll('[data-stale="true"]').length === 0;
+    }"""
+    deadline = time.monotonic() + timeout / 1000
+    while time.monotonic() < deadline:
+        tab.wait_for_function(idle, timeout=timeout)
+        tab.wait_for_timeout(400)
+        if tab.evaluate(idle):
+            return
+    raise TimeoutError("the app did not settle")
 
 
 def screenshot(tab: Page, name: str) -> Path:

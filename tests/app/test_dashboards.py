@@ -1,0 +1,231 @@
+"""The dashboards (Overview, Engagement, Compare titles) and their filter bar, run as AppTests.
+
+Filter combination classes: no filter, each dimension (added as a chip through the widgets),
+each comparison, a custom range, a result with no rows, and a bad link. Numbers shown are
+checked against the metric catalog computed directly on the app's extract, not against
+hard-coded values.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from data import metrics
+from data.filters import COMPARISONS, DIMENSIONS, Filters, Scope
+from data.store import store_from_settings
+from settings import load_settings
+from tests.app.conftest import new_app, sign_in, signed_in_app, texts
+
+OVERVIEW = "app_pages/overview.py"
+ENGAGEMENT = "app_pages/engagement.py"
+COMPARE = "app_pages/compare.py"
+_APPS: dict[str, AppTest] = {}
+
+
+def _app(role: str) -> AppTest:
+    if role not in _APPS:
+        _APPS[role] = signed_in_app(role)
+    return _APPS[role]
+
+
+def _fresh(role: str, params: dict[str, str], page: str = OVERVIEW) -> AppTest:
+    """A new session opened on a link with these query parameters."""
+    at = new_app()
+    at.query_params = dict(params)
+    at.run()
+    sign_in(at, role)
+    at.query_params = dict(params)
+    at.switch_page(page).run()
+    return at
+
+
+def _cursor():
+    return store_from_settings(load_settings()).cursor()
+
+
+def _metric(at: AppTest, label: str) -> str:
+    for m in at.metric:
+        if m.label == label:
+            return m.value
+    raise AssertionError(f"no metric {label!r}; have {[m.label for m in at.metric]}")
+
+
+def _expected(filters: Filters, metric_id: str) -> str:
+    frame = metrics.kpis(_cursor(), filters, Scope.everything(), metrics=(metric_id,))
+    return metrics.METRICS[metric_id].format(frame["value"].iloc[0])
+
+
+def _anchor():
+    return metrics.data_bounds(_cursor())[1]
+
+
+def _no_exception(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def test_overview_default_shows_the_issue_kpis_and_sections():
+    at = _app("manager")
+    at.switch_page(OVERVIEW).run()
+    _no_exception(at)
+    labels = [m.label for m in at.metric]
+    for metric_id in metrics.OVERVIEW_KPIS:
+        assert metrics.METRICS[metric_id].label in labels
+    assert "Net revenue" not in labels, "a manager may not see money"
+    assert at.query_params.get("preset") == "last_28_days"
+    filters = Filters.for_preset("last_28_days", _anchor())
+    assert _metric(at, "Views") == _expected(filters, "views")
+    subheaders = texts(at, "subheader")
+    for section in ("Trend", "Breakdown", "Underperforming titles", "Top titles"):
+        assert section in subheaders
+
+
+def test_overview_money_only_for_money_roles():
+    at = _app("executive")
+    at.switch_page(OVERVIEW).run()
+    _no_exception(at)
+    assert "Net revenue" in [m.label for m in at.metric]
+
+
+def test_each_dimension_as_a_chip_filters_the_numbers_and_the_url():
+    at = _app("analyst")
+    at.switch_page(OVERVIEW).run()
+    anchor = _anchor()
+    for name in DIMENSIONS:
+        at.selectbox(key="filters-add").set_value(name).run()
+        _no_exception(at)
+        picker = at.multiselect(key=f"filters-dim-{name}")
+        value = picker.options[0]
+        # Options are shown by label; the widget's value is the underlying key.
+        picker.select(value).run()
+        _no_exception(at)
+        chosen = at.multiselect(key=f"filters-dim-{name}").value
+        assert len(chosen) == 1
+        assert at.query_params.get(name) == str(chosen[0])
+        assert at.query_params.get("chips") == name
+        filters = Filters.for_preset("last_28_days", anchor).with_dimension(name, chosen)
+        if metrics.METRICS["views"].format(0) == _metric(at, "Views"):
+            assert _expected(filters, "views") in ("0", "—")
+        else:
+            assert _metric(at, "Views") == _expected(filters, "views"), name
+        at.button(key=f"filters-remove-{name}").click().run()
+        assert name not in at.query_params
+        assert "chips" not in at.query_params
+
+
+def test_chips_reorder_and_remove():
+    at = _app("analyst")
+    at.switch_page(OVERVIEW).run()
+    at.selectbox(key="filters-add").set_value("country").run()
+    at.selectbox(key="filters-add").set_value("device").run()
+    assert at.query_params.get("chips") == "country,device"
+    assert at.button(key="filters-up-country").disabled
+    at.button(key="filters-down-country").click().run()
+    assert at.query_params.get("chips") == "device,country"
+    at.button(key="filters-clear").click().run()
+    assert "chips" not in at.query_params
+    _no_exception(at)
+
+
+@pytest.mark.parametrize("comparison", COMPARISONS)
+def test_each_comparison(comparison):
+    at = _app("manager")
+    at.switch_page(OVERVIEW).run()
+    at.selectbox(key="filters-compare").set_value(comparison).run()
+    _no_exception(at)
+    if comparison == "previous_period":
+        assert "compare" not in at.query_params  # the default is left out of links
+    else:
+        assert at.query_params.get("compare") == comparison
+    views = next(m for m in at.metric if m.label == "Views")
+    if comparison == "none":
+        assert not views.delta
+    else:
+        assert views.delta and "vs comparison" in views.delta
+    at.selectbox(key="filters-compare").set_value("previous_period").run()
+
+
+def test_custom_range_goes_to_the_url_and_the_numbers():
+    at = _app("manager")
+    at.switch_page(OVERVIEW).run()
+    anchor = _anchor()
+    start, end = anchor - timedelta(days=20), anchor - timedelta(days=6)
+    at.selectbox(key="filters-preset").set_value("custom").run()
+    at.date_input(key="filters-dates").set_value((start, end)).run()
+    _no_exception(at)
+    assert at.query_params.get("start") == start.isoformat()
+    assert at.query_params.get("end") == end.isoformat()
+    filters = Filters.for_preset("custom", start=start, end=end)
+    assert _metric(at, "Views") == _expected(filters, "views")
+    at.selectbox(key="filters-preset").set_value("last_28_days").run()
+
+
+def test_a_filter_matching_nothing_says_so():
+    at = _fresh("manager", {"country": "ZZ"})
+    _no_exception(at)
+    assert any("No views match these filters" in t for t in texts(at, "info"))
+    assert not at.metric
+
+
+def test_a_bad_link_is_explained_and_the_default_shown():
+    at = _fresh("manager", {"start": "2026-02-30", "end": "2026-03-10"})
+    _no_exception(at)
+    # The message is Markdown with the link's text escaped; compare what a reader sees.
+    warnings = " ".join(texts(at, "warning")).replace("\\", "")
+    assert "could not be used" in warnings and "2026-02-30" in warnings
+    assert at.query_params.get("preset") == "last_28_days"
+
+
+def test_saved_views_round_trip():
+    at = _app("analyst")
+    at.switch_page(OVERVIEW).run()
+    at.selectbox(key="filters-compare").set_value("same_period_last_year").run()
+    at.text_input(key="filters-view-name").input("Year on year").run()
+    at.button(key="filters-view-save").click().run()
+    _no_exception(at)
+    at.selectbox(key="filters-compare").set_value("none").run()
+    assert at.query_params.get("compare") == "none"
+    at.selectbox(key="filters-view").set_value("Year on year").run()
+    at.button(key="filters-view-open").click().run()
+    _no_exception(at)
+    assert at.query_params.get("compare") == "same_period_last_year"
+    at.button(key="filters-view-delete").click().run()
+    assert "Year on year" not in at.selectbox(key="filters-view").options
+    at.selectbox(key="filters-compare").set_value("previous_period").run()
+
+
+def test_engagement_page_draws_every_section():
+    at = _app("manager")
+    at.switch_page(ENGAGEMENT).run()
+    _no_exception(at)
+    subheaders = texts(at, "subheader")
+    for section in ("When viewers watch", "New releases, week by week", "Drop-off", "Interactions"):
+        assert section in subheaders
+    assert "Completion rate" in [m.label for m in at.metric]
+    title = at.selectbox(key="engagement-title")
+    title.set_value(title.options and title.value).run()
+    _no_exception(at)
+
+
+def test_engagement_with_a_device_filter_explains_missing_interactions():
+    at = _fresh("analyst", {"device": "tv"}, ENGAGEMENT)
+    _no_exception(at)
+    assert any("not recorded by device" in t for t in texts(at, "info"))
+
+
+@pytest.mark.parametrize(("role", "money"), [("manager", False), ("executive", True)])
+def test_compare_page_pick_and_similar(role, money):
+    at = _app(role)
+    at.switch_page(COMPARE).run()
+    _no_exception(at)
+    table = at.dataframe[0].value
+    assert 2 <= len(table) <= 6
+    assert ("net_revenue" in table.columns) is money
+    assert ("licensing_cost_per_view" in table.columns) is money
+    at.segmented_control(key="compare-mode").set_value("similar").run()
+    _no_exception(at)
+    similar = at.dataframe[0].value
+    assert "Similarity" in similar.columns and len(similar) >= 1
+    at.segmented_control(key="compare-mode").set_value("pick").run()
