@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from components import charts, queries
-from components.filter_bar import filter_bar
+from components.filter_bar import filter_bar, saved_views
 from components.guard import require_page
 from components.kpi import kpi_cards
 from data.metrics import METRICS, OVERVIEW_KPIS, OVERVIEW_MONEY_KPIS, visible_metrics
@@ -19,7 +19,9 @@ if bounds is None:
     st.stop()
 first_day, last_day = bounds
 options = queries.run(ctx, principal, "dimension_options")
-filters = filter_bar(last_day, first_day, options)
+filters = filter_bar(
+    last_day, first_day, options, views=saved_views(ctx), username=principal.username
+)
 
 sees_money = principal.can("see_money")
 kpi_ids = OVERVIEW_KPIS + (OVERVIEW_MONEY_KPIS if sees_money else ())
@@ -97,6 +99,32 @@ for tab, dimension in zip(tabs, ("country", "device", "genre"), strict=True):
             key=f"overview-by-{dimension}",
         )
 
+st.subheader("Underperforming titles")
+with st.spinner("Comparing titles with their expected views…"):
+    under = queries.run(ctx, principal, "underperforming_titles", filters, k=10)
+if under.empty:
+    st.info("No title is clearly below its expected views in this period.", icon="✅")
+else:
+    st.dataframe(
+        under[["name", "genre", "age_band", "views", "expected", "shortfall_pct", "reason"]],
+        hide_index=True,
+        column_config={
+            "name": st.column_config.TextColumn("Title"),
+            "genre": st.column_config.TextColumn("Genre"),
+            "age_band": st.column_config.TextColumn("Age since release"),
+            "views": st.column_config.NumberColumn("Views", format="%.0f"),
+            "expected": st.column_config.NumberColumn("Expected views", format="%.0f"),
+            "shortfall_pct": st.column_config.NumberColumn("vs expected", format="percent"),
+            "reason": st.column_config.TextColumn("Why", width="large"),
+        },
+    )
+st.caption(
+    "Expected views: a title out before this period is expected to move like titles of its "
+    "genre and age since release did (their median change from the previous period of equal "
+    "length); a title released in the period, to earn what new titles of its genre earn per "
+    "day. Ranked by views short of the expectation."
+)
+
 st.subheader("Top titles")
 window = (
     st.segmented_control(
@@ -108,4 +136,32 @@ top = queries.run(ctx, principal, "top_titles", filters, window_days=window, lim
 if top.empty:
     st.info("No titles were watched in this window.")
 else:
-    st.dataframe(top, hide_index=True)
+    st.dataframe(
+        top[
+            [
+                "rank",
+                "name",
+                "kind",
+                "genre",
+                "views",
+                "watch_hours",
+                "completion_rate",
+                "demand_multiplier",
+            ]
+        ],
+        hide_index=True,
+        column_config={
+            "rank": st.column_config.NumberColumn("#", format="%d"),
+            "name": st.column_config.TextColumn("Title"),
+            "kind": st.column_config.TextColumn("Kind"),
+            "genre": st.column_config.TextColumn("Genre"),
+            "views": st.column_config.NumberColumn("Views", format="%.0f"),
+            "watch_hours": st.column_config.NumberColumn("Watch hours", format="%.0f"),
+            "completion_rate": st.column_config.NumberColumn("Completion", format="percent"),
+            "demand_multiplier": st.column_config.NumberColumn("Demand multiplier", format="%.2fx"),
+        },
+    )
+    st.caption(
+        f"Runtime-normalised views (hours viewed ÷ runtime) in the {window} days to "
+        f"{filters.end:%d %b %Y}, as in public streaming top-10 lists."
+    )

@@ -80,7 +80,7 @@ def line_chart(
             go.Scatter(
                 x=frame[x],
                 y=frame[column],
-                name=label,
+                name=label_escape(label),
                 mode="lines",
                 line={"color": COMPARISON_COLOUR, "dash": "dash", "width": 2},
             )
@@ -90,7 +90,7 @@ def line_chart(
             go.Scatter(
                 x=frame[x],
                 y=frame[column],
-                name=label,
+                name=label_escape(label),
                 mode="lines+markers" if len(frame) <= 40 else "lines",
                 line={
                     "color": OKABE_ITO[i % len(OKABE_ITO)],
@@ -121,7 +121,7 @@ def bar_chart(
     if horizontal:
         trace = go.Bar(
             x=ordered[value],
-            y=ordered[category].astype(str),
+            y=ordered[category].astype(str).map(label_escape),
             orientation="h",
             marker_color=CURRENT_COLOUR,
         )
@@ -134,7 +134,9 @@ def bar_chart(
         )
     else:
         trace = go.Bar(
-            x=ordered[category].astype(str), y=ordered[value], marker_color=CURRENT_COLOUR
+            x=ordered[category].astype(str).map(label_escape),
+            y=ordered[value],
+            marker_color=CURRENT_COLOUR,
         )
         fig = _layout(go.Figure(trace), title, category_title, value_title)
     fig.update_layout(hovermode="closest")
@@ -155,13 +157,22 @@ def heatmap(
     key: str,
     x_order: Sequence | None = None,
     y_order: Sequence | None = None,
+    fill_value: float | None = 0,
+    aggfunc: str = "sum",
 ) -> None:
-    """A heatmap on the perceptually uniform, colour-blind safe cividis scale."""
-    grid = frame.pivot_table(index=y, columns=x, values=value, aggfunc="sum", fill_value=0)
+    """A heatmap on the perceptually uniform, colour-blind safe cividis scale.
+
+    ``fill_value=None`` with ``aggfunc="mean"`` (one row per cell) leaves missing cells blank,
+    e.g. weeks that have not happened yet.
+    """
+    fill = float("nan") if fill_value is None else fill_value
+    grid = frame.pivot_table(
+        index=y, columns=x, values=value, aggfunc=aggfunc, fill_value=fill_value, dropna=False
+    )
     if x_order is not None:
-        grid = grid.reindex(columns=list(x_order), fill_value=0)
+        grid = grid.reindex(columns=list(x_order), fill_value=fill)
     if y_order is not None:
-        grid = grid.reindex(index=list(y_order), fill_value=0)
+        grid = grid.reindex(index=list(y_order), fill_value=fill)
     fig = go.Figure(
         go.Heatmap(
             z=grid.to_numpy(),

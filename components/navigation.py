@@ -32,6 +32,8 @@ class PageSpec:
 
 PAGE_SPECS: tuple[PageSpec, ...] = (
     PageSpec("overview", "Overview", "📊", "app_pages/overview.py", "Dashboards", default=True),
+    PageSpec("engagement", "Engagement", "🔥", "app_pages/engagement.py", "Dashboards"),
+    PageSpec("compare", "Compare titles", "⚖️", "app_pages/compare.py", "Dashboards"),
     PageSpec("account", "My account", "👤", "app_pages/account.py", "Account"),
     PageSpec("admin", "Administration", "🛡️", "app_pages/admin.py", "Admin"),
 )

@@ -16,8 +16,10 @@ import duckdb
 import streamlit as st
 
 from components.context import AppContext, app_context, data_scope
-from data import dimensions, metrics
+from data import comparison, dimensions, engagement, metrics, underperformance
 from data.filters import Filters, Scope
+from models import similarity
+from models import underperformance as underperformance_model
 from security.permissions import Principal
 
 QueryFn = Callable[..., Any]
@@ -30,6 +32,23 @@ QUERIES: dict[str, QueryFn] = {
     "top_titles": metrics.top_titles,
     "dimension_options": lambda cursor, _filters, scope: dimensions.dimension_options(
         cursor, scope
+    ),
+    # Dashboards (issue 5): engagement, comparison, underperformance.
+    "local_time_heatmap": engagement.local_time_heatmap,
+    "release_weeks": engagement.release_weeks,
+    "dropoff_curve": engagement.dropoff_curve,
+    "titles_in_period": engagement.titles_in_period,
+    "interaction_titles": engagement.interaction_titles,
+    "interactions_by_week": engagement.interactions_by_week,
+    "title_catalog": comparison.title_catalog,
+    "compare_titles": comparison.compare_titles,
+    "similar_titles": lambda cursor, filters, scope, title_id, k=5: similarity.similar_titles(
+        title_id, **comparison.similarity_features(cursor, filters, scope, title_id), k=k
+    ),
+    "underperforming_titles": lambda cursor, filters, scope, k=10: (
+        underperformance_model.underperforming_titles(
+            underperformance.title_period_stats(cursor, filters, scope), k=k
+        )
     ),
 }
 

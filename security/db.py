@@ -102,6 +102,17 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX alerts_open ON alerts(acknowledged_at, raised_at)",
     ],
+    [
+        # Saved dashboard views (security/saved_views.py): a user's named filter sets.
+        """CREATE TABLE saved_views (
+            username TEXT NOT NULL REFERENCES users(username) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            params TEXT NOT NULL,             -- JSON object of URL filter parameters
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (username, name)
+        )""",
+    ],
 ]
 
 

@@ -1,0 +1,218 @@
+"""Compare titles: 2-6 titles side by side, or one title and the titles most like it."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from components import charts, queries
+from components.filter_bar import filter_bar, saved_views
+from components.guard import require_page
+from data.comparison import MAX_TITLES
+
+ctx, principal = require_page("compare", "⚖️ Compare titles")
+
+st.title("⚖️ Compare titles")
+bounds = queries.data_bounds(ctx)
+if bounds is None:
+    st.info("The extract has no view sessions yet. Run a sync, or build the demo data.", icon="📭")
+    st.stop()
+first_day, last_day = bounds
+options = queries.run(ctx, principal, "dimension_options")
+filters = filter_bar(
+    last_day, first_day, options, views=saved_views(ctx), username=principal.username
+)
+sees_money = principal.can("see_money")
+
+catalog = queries.run(ctx, principal, "title_catalog")
+if catalog.empty:
+    st.info("No titles to compare.", icon="📭")
+    st.stop()
+names = dict(zip(catalog["title_id"].astype(int), catalog["name"].astype(str), strict=True))
+counts = pd.Series(list(names.values())).value_counts()
+labels = {t: (f"{n} (#{t})" if counts[n] > 1 else n) for t, n in names.items()}
+popular = queries.run(ctx, principal, "titles_in_period", filters, limit=MAX_TITLES)
+popular_ids = [int(t) for t in popular["title_id"] if int(t) in labels]
+
+mode = (
+    st.segmented_control(
+        "How to choose titles",
+        ["pick", "similar"],
+        default="pick",
+        format_func={"pick": "Pick 2–6 titles", "similar": "Find similar titles"}.__getitem__,
+        key="compare-mode",
+    )
+    or "pick"
+)
+if mode == "pick":
+    kept = [t for t in st.session_state.get("compare-titles", []) if t in labels]
+    if "compare-titles" not in st.session_state or kept != st.session_state["compare-titles"]:
+        st.session_state["compare-titles"] = kept or popular_ids[:3]
+    ids = st.multiselect(
+        "Titles to compare (type to search)",
+        list(labels),
+        format_func=labels.__getitem__,
+        max_selections=MAX_TITLES,
+        key="compare-titles",
+        placeholder="Type a title's name",
+    )
+else:
+    if st.session_state.get("compare-anchor") not in labels:
+        st.session_state["compare-anchor"] = popular_ids[0] if popular_ids else next(iter(labels))
+    anchor = st.selectbox(
+        "Title (type to search)",
+        list(labels),
+        format_func=labels.__getitem__,
+        key="compare-anchor",
+    )
+    with st.spinner("Finding similar titles…"):
+        similar = queries.run(ctx, principal, "similar_titles", filters, title_id=int(anchor), k=5)
+    if similar.empty:
+        st.info("This title had no viewers in the period, so nothing can be matched to it.")
+        ids = [anchor]
+    else:
+        st.caption(
+            "Similarity = 30% shared genres + 15% runtime + 35% shared audience + 20% viewing "
+            "times (hour of the viewer's local day), each from 0 to 100%, over the period."
+        )
+        st.dataframe(
+            similar.rename(
+                columns={
+                    "name": "Title",
+                    "score": "Similarity",
+                    "genre": "Genres",
+                    "runtime": "Runtime",
+                    "audience": "Shared audience",
+                    "pattern": "Viewing times",
+                    "why": "Most alike in",
+                }
+            ).drop(columns=["title_id"]),
+            hide_index=True,
+            column_config={
+                c: st.column_config.ProgressColumn(
+                    c, min_value=0.0, max_value=1.0, format="percent"
+                )
+                for c in ("Similarity", "Genres", "Runtime", "Shared audience", "Viewing times")
+            },
+        )
+        ids = [anchor, *[int(t) for t in similar["title_id"]]][:MAX_TITLES]
+
+if len(ids) < 2:
+    st.info("Pick at least two titles to compare them.", icon="👆")
+    st.stop()
+
+with st.spinner("Comparing titles…"):
+    result = queries.run(
+        ctx, principal, "compare_titles", filters, title_ids=tuple(ids), money=sees_money
+    )
+summary: pd.DataFrame = result["summary"]
+if summary.empty:
+    st.info("None of these titles can be shown.", icon="🔍")
+    st.stop()
+summary = summary.assign(title=summary["title_id"].map(labels))
+if int(summary["starts"].sum()) == 0:
+    st.info(
+        "None of these titles was watched in this period with these filters. Widen the period "
+        "or remove a filter.",
+        icon="🔍",
+    )
+
+st.subheader("Side by side")
+table_columns = {
+    "title": st.column_config.TextColumn("Title"),
+    "genre": st.column_config.TextColumn("Genre"),
+    "release_date": st.column_config.DateColumn("Released"),
+    "runtime_min": st.column_config.NumberColumn("Runtime (min)"),
+    "views": st.column_config.NumberColumn("Views", format="%.0f"),
+    "starts": st.column_config.NumberColumn("Starts", format="%d"),
+    "completion_rate": st.column_config.NumberColumn("Completion", format="percent"),
+    "demand_multiplier": st.column_config.NumberColumn("Demand multiplier", format="%.2fx"),
+    "staying_power": st.column_config.NumberColumn("Staying power", format="percent"),
+}
+if sees_money:
+    table_columns |= {
+        "net_revenue": st.column_config.NumberColumn("Net revenue", format="dollar"),
+        "licensing_cost_per_view": st.column_config.NumberColumn(
+            "Licensing cost per view", format="dollar"
+        ),
+    }
+st.dataframe(
+    summary[list(table_columns)],
+    hide_index=True,
+    column_config=table_columns,
+)
+st.caption(
+    "Views are runtime-normalised (hours viewed ÷ runtime) in the period. Demand multiplier: "
+    "views ÷ mean views of all titles available in the period. Staying power: share of views "
+    "since release that came on day 28 or later."
+    + (" Licensing cost per view uses views since release." if sees_money else "")
+)
+for note in result["notes"]:
+    st.caption(f"ℹ️ {note}")
+
+left, right = st.columns(2)
+with left:
+    charts.bar_chart(
+        summary[["title", "views"]],
+        category="title",
+        value="views",
+        title="Views in the period",
+        value_title="Views (hours viewed ÷ runtime)",
+        key="compare-views",
+    )
+with right:
+    charts.bar_chart(
+        summary[["title", "completion_rate"]].assign(
+            completion_rate=summary["completion_rate"] * 100
+        ),
+        category="title",
+        value="completion_rate",
+        title="Completion rate",
+        value_title="Starts reaching 90% of runtime (%)",
+        key="compare-completion",
+    )
+
+st.subheader("Since release")
+curve = result["curve"].assign(title=result["curve"]["title_id"].map(labels))
+wide = curve.pivot_table(
+    index="day", columns="title", values="cumulative_views", aggfunc="mean", dropna=False
+).reset_index()
+series = [(t, t) for t in summary["title"] if t in wide.columns]
+charts.line_chart(
+    wide,
+    x="day",
+    series=series,
+    title="Cumulative views by day since release (day 0 = release day)",
+    x_title="Days since release",
+    y_title="Cumulative views",
+    key="compare-curve",
+)
+st.caption(
+    "A line stops where the period ends; it starts late for titles released before the data begins."
+)
+
+st.subheader("Audience mix")
+mix = result["mix"].assign(
+    title=result["mix"]["title_id"].map(labels), share=lambda m: m["share"] * 100
+)
+tabs = st.tabs(["By country", "By device", "By age band"])
+for tab, dimension in zip(tabs, ("country", "device", "age_band"), strict=True):
+    with tab:
+        part = mix[mix["dimension"] == dimension]
+        if part.empty:
+            st.info("No starts to break down.")
+            continue
+        top_values = part.groupby("value")["starts"].sum().sort_values(ascending=False).index[:12]
+        charts.heatmap(
+            part[part["value"].isin(top_values)][["title", "value", "share", "starts"]],
+            x="value",
+            y="title",
+            value="share",
+            title=f"Share of each title's starts by {dimension.replace('_', ' ')}",
+            x_title=dimension.replace("_", " ").capitalize(),
+            y_title="Title",
+            value_title="% of starts",
+            key=f"compare-mix-{dimension}",
+            x_order=list(top_values),
+            y_order=list(summary["title"]),
+        )
