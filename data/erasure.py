@@ -184,11 +184,9 @@ def erase_viewer(
                     reader = live.execute(
                         f"SELECT * FROM {quoted} WHERE viewer_key IS DISTINCT FROM ?",
                         [viewer_key],
-                    ).fetch_record_batch(_STREAM_ROWS)
+                    ).to_arrow_reader(_STREAM_ROWS)
                 else:
-                    reader = live.execute(f"SELECT * FROM {quoted}").fetch_record_batch(
-                        _STREAM_ROWS
-                    )
+                    reader = live.execute(f"SELECT * FROM {quoted}").to_arrow_reader(_STREAM_ROWS)
                 exists = con.execute(
                     "SELECT count(*) FROM duckdb_tables() WHERE database_name = "
                     "current_database() AND table_name = ?",

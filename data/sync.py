@@ -383,7 +383,12 @@ def _sync(
                     tr.attempts = number
                     return _sync_table(con, source, spec, mode, watermark, tr, say, options)
 
-                _with_table_retries(attempt, source, spec, say, options.retry)
+                try:
+                    _with_table_retries(attempt, source, spec, say, options.retry)
+                except Exception as exc:
+                    table_result.outcome = "failed"
+                    table_result.error = str(exc)
+                    raise
                 table_result.seconds = round(time.perf_counter() - t0, 3)
                 table_result.outcome = "ok"
                 say(

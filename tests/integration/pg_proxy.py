@@ -74,6 +74,10 @@ class RedshiftProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
+            if self._stopped:
+                # A closed proxy refuses, as a server that went away would.
+                client.close()
+                return
             threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
     def _serve(self, client: socket.socket) -> None:
@@ -144,6 +148,8 @@ class RedshiftProxy:
 
     def close(self) -> None:
         self._stopped = True
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
         with contextlib.suppress(OSError):
             self._listener.close()
         self.drop_all()
