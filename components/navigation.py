@@ -22,7 +22,6 @@ class PageSpec:
     title: str
     icon: str  # emoji: Material icons load from the web, which offline installs cannot reach
     path: str
-    section: str
     default: bool = False
 
     @property
@@ -31,11 +30,11 @@ class PageSpec:
 
 
 PAGE_SPECS: tuple[PageSpec, ...] = (
-    PageSpec("overview", "Overview", "📊", "app_pages/overview.py", "Dashboards", default=True),
-    PageSpec("engagement", "Engagement", "🔥", "app_pages/engagement.py", "Dashboards"),
-    PageSpec("compare", "Compare titles", "⚖️", "app_pages/compare.py", "Dashboards"),
-    PageSpec("account", "My account", "👤", "app_pages/account.py", "Account"),
-    PageSpec("admin", "Administration", "🛡️", "app_pages/admin.py", "Admin"),
+    PageSpec("overview", "Overview", "📊", "app_pages/overview.py", default=True),
+    PageSpec("engagement", "Engagement", "🔥", "app_pages/engagement.py"),
+    PageSpec("compare", "Compare titles", "⚖️", "app_pages/compare.py"),
+    PageSpec("account", "My account", "👤", "app_pages/account.py"),
+    PageSpec("admin", "Administration", "🛡️", "app_pages/admin.py"),
 )
 SPECS_BY_ID: dict[str, PageSpec] = {spec.id: spec for spec in PAGE_SPECS}
 
@@ -47,19 +46,23 @@ def in_menu(principal: Principal, page_id: str) -> bool:
 
 
 def build_navigation(principal: Principal | None) -> st.navigation:
-    """Register every page; show in the menu only those the principal may open."""
-    sections: dict[str, list[st.Page]] = {}
-    for spec in PAGE_SPECS:
-        allowed = principal is not None and in_menu(principal, spec.id)
-        sections.setdefault(spec.section, []).append(
-            st.Page(
-                spec.path,
-                title=spec.title,
-                icon=spec.icon,
-                url_path=spec.url_path,
-                default=spec.default,
-                visibility="visible" if allowed else "hidden",
-            )
+    """Register every page; show in the menu only those the principal may open.
+
+    The menu is one flat list: with sections, Streamlit 1.67 puts each section heading as a
+    ``<p>`` directly inside the menu's ``<ul>``, which screen readers mis-announce (axe-core's
+    serious "list" violation).
+    """
+    pages = [
+        st.Page(
+            spec.path,
+            title=spec.title,
+            icon=spec.icon,
+            url_path=spec.url_path,
+            default=spec.default,
+            visibility="visible"
+            if principal is not None and in_menu(principal, spec.id)
+            else "hidden",
         )
-    visible_sections = {name: pages for name, pages in sections.items() if pages}
-    return st.navigation(visible_sections, position="sidebar" if principal else "hidden")
+        for spec in PAGE_SPECS
+    ]
+    return st.navigation(pages, position="sidebar" if principal else "hidden")

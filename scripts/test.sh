@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 export SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
 # Debian's Chromium for the browser tests, with fonts so screenshots show text and emoji.
-if ! [ -x /usr/bin/chromium ] || ! [ -d /usr/share/fonts/truetype/noto ]; then
+if ! [ -x /usr/bin/chromium ] || ! [ -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ]; then
   echo "test.sh: installing Debian's chromium and fonts for the browser tests" >&2
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium fonts-liberation fonts-noto-color-emoji >/dev/null
 fi

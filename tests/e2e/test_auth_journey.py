@@ -12,39 +12,14 @@ from __future__ import annotations
 import time
 
 import jwt
-import pyotp
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
-from security.demo import DEMO_PASSWORD
-from tests.e2e.conftest import DESKTOP, screenshot, wait_for_app
+from tests.e2e.conftest import DESKTOP, screenshot, sign_in, wait_for_app
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 COOKIE = "spotlight_auth"
 SAMPLE_KEY = "some_signature_key"  # the key in streamlit-authenticator's published example config
-
-_SECRETS: dict[str, str] = {}
-
-
-def _sign_in(tab: Page, username: str) -> None:
-    tab.get_by_label("Username").fill(username)
-    tab.get_by_role("textbox", name="Password").fill(DEMO_PASSWORD)
-    tab.get_by_role("button", name="Sign in").click()
-    code_box = tab.get_by_label("6-digit code")
-    key_box = tab.get_by_label("Key for typing in by hand")
-    code_box.or_(tab.get_by_role("heading", name="Overview")).first.wait_for()
-    if code_box.count():
-        if key_box.count():
-            _SECRETS[username] = key_box.input_value()
-        totp = pyotp.TOTP(_SECRETS[username])
-        # A code is accepted once: never reuse the time step of this account's last code.
-        if totp.now() == _SECRETS.get(username + ":last"):
-            time.sleep(31 - time.time() % 30)
-        code = totp.now()
-        _SECRETS[username + ":last"] = code
-        code_box.fill(code)
-        tab.get_by_role("button", name="Verify").click()
-    wait_for_app(tab)
 
 
 def _session_cookie(context: BrowserContext, timeout: float = 15) -> dict | None:
@@ -69,7 +44,7 @@ def test_sign_in_reload_sign_out_and_replay(app_server, browser):
     tab.goto(app_server.url)
     wait_for_app(tab)
     screenshot(tab, "auth-01-sign-in")
-    _sign_in(tab, "executive")
+    sign_in(tab, "executive")
     expect(tab.get_by_role("heading", name="Overview")).to_be_visible()
     expect(tab.locator('[data-testid="stMetric"]').first).to_be_visible()
     tab.locator(".js-plotly-plot .main-svg").first.wait_for()
@@ -107,11 +82,11 @@ def test_sign_in_reload_sign_out_and_replay(app_server, browser):
     replay.close()
 
 
-def test_deep_link_while_signed_out_lands_on_the_page_after_sign_in(app_server, page):
+def test_deep_link_while_signed_out_lands_on_the_page_aftersign_in(app_server, page):
     page.goto(f"{app_server.url}/admin")
     wait_for_app(page)
     _expect_sign_in_form(page)
-    _sign_in(page, "admin")
+    sign_in(page, "admin")
     expect(page.get_by_role("heading", name="Administration")).to_be_visible()
     assert page.url.rstrip("/").endswith("/admin")
     screenshot(page, "auth-06-deep-link-admin")
@@ -122,7 +97,7 @@ def test_a_cookie_forged_with_the_sample_key_is_refused(app_server, browser):
     tab = context.new_page()
     tab.goto(app_server.url)
     wait_for_app(tab)
-    _sign_in(tab, "analyst")
+    sign_in(tab, "analyst")
     genuine = _session_cookie(context)
     assert genuine is not None
     claims = jwt.decode(genuine["value"], options={"verify_signature": False})
@@ -130,7 +105,10 @@ def test_a_cookie_forged_with_the_sample_key_is_refused(app_server, browser):
     context.close()
 
     # Same live session id, but signed with the published sample key instead of ours.
-    forged = {**genuine, "value": jwt.encode({**claims, "username": "admin"}, SAMPLE_KEY, algorithm="HS256")}
+    forged = {
+        **genuine,
+        "value": jwt.encode({**claims, "username": "admin"}, SAMPLE_KEY, algorithm="HS256"),
+    }
     attacker = browser.new_context(viewport=DESKTOP)
     attacker.add_cookies([forged])
     tab = attacker.new_page()
