@@ -3,8 +3,9 @@
 Each record stores ``prev_hash`` (the previous record's hash; 64 zeros for the first) and
 ``hash`` = SHA-256 over ``prev_hash`` and a canonical JSON serialisation of its own fields
 (id included). Changing a record breaks its hash; deleting or inserting one breaks the next
-record's ``prev_hash``. Removing records from the end cannot be seen from the chain alone (keep
-the latest hash elsewhere, e.g. ``cli.py audit tail`` output in the operator's log, to notice).
+record's ``prev_hash``; ids run without gaps, so a deleted record is also a missing id. Removing
+the newest records and rewinding SQLite's sequence table cannot be seen from the database alone:
+keep the head hash that ``cli.py audit verify`` prints somewhere else to notice that.
 
 Every text field is encoded so that control characters cannot forge a line in any log view:
 ``\\`` -> ``\\\\``, newline -> ``\\n``, CR -> ``\\r``, tab -> ``\\t``, others -> ``\\xNN`` /
@@ -271,18 +272,34 @@ class AuditLog:
             )
 
     def verify_chain(self) -> tuple[bool, int | None]:
-        """(True, None) when every record's hashes hold; else (False, id of the first bad one)."""
+        """(True, None) when every record's hashes hold; else (False, id of the first bad one).
+
+        Besides the hashes, ids must run 1, 2, 3 ... without gaps (the app never deletes and
+        never reuses an id), and none may be missing after the last one that SQLite handed out;
+        so a deleted last record is found too, unless the tamperer also rewinds SQLite's
+        sequence table.
+        """
         prev_hash = GENESIS_HASH
-        for row in self.db.connect().execute("SELECT * FROM audit ORDER BY id"):
+        expected_id = 1
+        conn = self.db.connect()
+        for row in conn.execute("SELECT * FROM audit ORDER BY id"):
             try:
                 details = json.loads(row["details"])
             except ValueError:
                 return False, row["id"]
             fields = {name: row[name] for name in _HASHED_FIELDS if name != "details"}
             fields["details"] = details
-            if row["prev_hash"] != prev_hash or record_hash(prev_hash, fields) != row["hash"]:
+            if (
+                row["id"] != expected_id
+                or row["prev_hash"] != prev_hash
+                or record_hash(prev_hash, fields) != row["hash"]
+            ):
                 return False, row["id"]
             prev_hash = row["hash"]
+            expected_id += 1
+        seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'audit'").fetchone()
+        if seq is not None and seq[0] >= expected_id:
+            return False, expected_id
         return True, None
 
     def list(
