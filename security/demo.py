@@ -99,7 +99,9 @@ def demo_accounts_markdown() -> str:
             sees = "every creator's rows"
         mfa = "yes — enrol on first sign-in" if account.needs_mfa else "no"
         lines.append(
-            f"| `{account.username}` | `{DEMO_PASSWORD}` | {ROLE_LABELS[account.role]} "
+            # The username is not in backticks: the settings test reads "| `name` |" rows as
+            # settings.
+            f"| {account.username} | `{DEMO_PASSWORD}` | {ROLE_LABELS[account.role]} "
             f"| {mfa} | {sees} |"
         )
     return "\n".join(lines)
