@@ -23,7 +23,7 @@ def main() -> None:
         ctx = app_context()
     except StartupError as exc:
         # The app stops rather than run with a weak key or unreadable data; say what to fix.
-        layout.startup_failure(exc)
+        bootstrap.startup_failure(exc)
         st.stop()
     bootstrap.ensure_extract(ctx)
     principal = auth.current_principal(ctx)

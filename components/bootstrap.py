@@ -5,11 +5,24 @@ from __future__ import annotations
 import streamlit as st
 
 from components.context import AppContext
+from data.store import ExtractError
+
+
+def startup_failure(exc: Exception) -> None:
+    """Say why the app cannot run and what to fix; nothing is written."""
+    st.title("🎬 Spotlight Analytics")
+    st.error(f"**The app cannot start safely.** {exc}", icon="🛑")
+    st.caption("See the Settings section of the README. Nothing was written.")
 
 
 def ensure_extract(ctx: AppContext) -> None:
     """Make sure there is an extract to read; build the demo one on a demo install's first start."""
     if ctx.store.exists():
+        try:
+            ctx.store.cursor()  # opens the file once per process and thread; then a stat per run
+        except ExtractError as exc:
+            startup_failure(exc)
+            st.stop()
         return
     if not ctx.settings.demo_mode:
         st.error(

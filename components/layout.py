@@ -11,12 +11,6 @@ from components.text import md_escape
 from security.permissions import ROLE_LABELS, Principal
 
 
-def startup_failure(exc: Exception) -> None:
-    st.title("🎬 Spotlight Analytics")
-    st.error(f"**The app cannot start safely.** {exc}", icon="🛑")
-    st.caption("See the Settings section of the README. Nothing was written.")
-
-
 def demo_banner(ctx: AppContext) -> None:
     if ctx.settings.demo_mode:
         st.info(
