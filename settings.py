@@ -178,6 +178,9 @@ class Settings:
         self.secrets = dict(secrets)
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            # Unpickling looks up dunders before _values exists; answering from it would recurse.
+            raise AttributeError(name)
         try:
             return self._values[name]
         except KeyError:

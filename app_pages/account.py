@@ -26,7 +26,9 @@ st.write("Two-factor authentication: " + ("✅ enrolled" if enrolled else "not s
 with st.form("change-password", clear_on_submit=True):
     st.subheader("Change my password")
     current = st.text_input("Current password", type="password", autocomplete="current-password")
-    new = st.text_input("New password (12+ characters)", type="password", autocomplete="new-password")
+    new = st.text_input(
+        "New password (12+ characters)", type="password", autocomplete="new-password"
+    )
     repeat = st.text_input("New password again", type="password", autocomplete="new-password")
     if st.form_submit_button("Change password", type="primary"):
         if new != repeat:
@@ -38,7 +40,10 @@ with st.form("change-password", clear_on_submit=True):
                 ctx.security.users.reset_password(
                     principal.username, new, actor=principal.username, client=auth.client_id()
                 )
-                st.success("Password changed. Other sessions were signed out; sign in again here.", icon="✅")
+                st.success(
+                    "Password changed. Other sessions were signed out; sign in again here.",
+                    icon="✅",
+                )
             except (PasswordPolicyError, UserError) as exc:
                 st.error(str(exc), icon="⚠️")
 

@@ -29,23 +29,33 @@ def _alerts(ctx: AppContext, principal: Principal) -> None:
     for alert in alerts:
         icon = {"critical": "🛑", "warning": "⚠️"}.get(alert.severity, "ℹ️")
         with st.container(border=True):
-            st.markdown(f"{icon} **{alert.kind.replace('_', ' ').capitalize()}** · {alert.raised_at:%Y-%m-%d %H:%M} UTC")
+            st.markdown(
+                f"{icon} **{alert.kind.replace('_', ' ').capitalize()}** · {alert.raised_at:%Y-%m-%d %H:%M} UTC"
+            )
             st.text(alert.message)
             if alert.is_open:
                 if st.button("Acknowledge", key=f"ack-{alert.id}"):
-                    ctx.security.alerts.acknowledge(alert.id, principal.username, client=auth.client_id())
+                    ctx.security.alerts.acknowledge(
+                        alert.id, principal.username, client=auth.client_id()
+                    )
                     st.rerun()
             else:
-                st.caption(f"Acknowledged by {alert.acknowledged_by} at {alert.acknowledged_at:%Y-%m-%d %H:%M} UTC")
+                st.caption(
+                    f"Acknowledged by {alert.acknowledged_by} at {alert.acknowledged_at:%Y-%m-%d %H:%M} UTC"
+                )
 
 
 def _audit(ctx: AppContext) -> None:
     a, b, c, d = st.columns(4)
     actor = a.text_input("User", key="audit-actor", placeholder="any user").strip() or None
     action = b.selectbox("Event", ["(any)", *EVENTS], key="audit-action")
-    outcome = c.selectbox("Outcome", ["(any)", "ok", "failure", "denied", "locked"], key="audit-outcome")
+    outcome = c.selectbox(
+        "Outcome", ["(any)", "ok", "failure", "denied", "locked"], key="audit-outcome"
+    )
     today = datetime.now(UTC).date()
-    days = d.date_input("Between", (today - timedelta(days=7), today), key="audit-days", format="YYYY-MM-DD")
+    days = d.date_input(
+        "Between", (today - timedelta(days=7), today), key="audit-days", format="YYYY-MM-DD"
+    )
     since = until = None
     if isinstance(days, tuple) and len(days) == 2:
         since = datetime.combine(days[0], time.min, tzinfo=UTC)
@@ -81,9 +91,13 @@ def _audit(ctx: AppContext) -> None:
     if st.button("Verify the hash chain", key="audit-verify", icon="🔗"):
         ok, bad = ctx.security.audit.verify_chain()
         if ok:
-            st.success("The audit chain is intact: no record was changed, removed or inserted.", icon="✅")
+            st.success(
+                "The audit chain is intact: no record was changed, removed or inserted.", icon="✅"
+            )
         else:
-            st.error(f"The audit chain is broken at record {bad}: the log was tampered with.", icon="🛑")
+            st.error(
+                f"The audit chain is broken at record {bad}: the log was tampered with.", icon="🛑"
+            )
 
 
 def _users(ctx: AppContext, principal: Principal) -> None:
@@ -118,8 +132,13 @@ def _users(ctx: AppContext, principal: Principal) -> None:
             try:
                 ids = [int(x) for x in creators.replace(" ", "").split(",") if x]
                 ctx.security.users.add(
-                    username, password, roles, display_name=display or None, creator_ids=ids,
-                    actor=principal.username, client=client,
+                    username,
+                    password,
+                    roles,
+                    display_name=display or None,
+                    creator_ids=ids,
+                    actor=principal.username,
+                    client=client,
                 )
                 st.success(f"Added {username}.", icon="✅")
             except ValueError as exc:  # UserError, RoleError, PasswordPolicyError, bad ids
@@ -132,29 +151,46 @@ def _users(ctx: AppContext, principal: Principal) -> None:
             user = next(u for u in users if u.username == target)
             action = st.radio(
                 "Change",
-                ["Roles", "Creator scope", "Enable / disable", "Reset password", "Reset 2FA", "Sign out everywhere"],
+                [
+                    "Roles",
+                    "Creator scope",
+                    "Enable / disable",
+                    "Reset password",
+                    "Reset 2FA",
+                    "Sign out everywhere",
+                ],
                 key="admin-change",
                 horizontal=True,
             )
             _change_user(ctx, principal, user, action, client)
 
 
-def _change_user(ctx: AppContext, principal: Principal, user: User, action: str, client: str) -> None:
+def _change_user(
+    ctx: AppContext, principal: Principal, user: User, action: str, client: str
+) -> None:
     users = ctx.security.users
     try:
         if action == "Roles":
             new_roles = st.multiselect(
-                "Roles", ROLES, default=sorted(user.roles), format_func=ROLE_LABELS.get, key="admin-roles"
+                "Roles",
+                ROLES,
+                default=sorted(user.roles),
+                format_func=ROLE_LABELS.get,
+                key="admin-roles",
             )
             if st.button("Save roles", key="save-roles") or st.session_state.get("roles-pending"):
                 st.session_state["roles-pending"] = True
                 if step_up_ok(ctx, principal, "change_roles", key="roles"):
-                    users.set_roles(user.username, new_roles, actor=principal.username, client=client)
+                    users.set_roles(
+                        user.username, new_roles, actor=principal.username, client=client
+                    )
                     st.session_state.pop("roles-pending", None)
                     st.success("Roles saved; the user's sessions were signed out.", icon="✅")
         elif action == "Creator scope":
             text = st.text_input(
-                "Creator ids", value=", ".join(str(i) for i in sorted(user.creator_ids)), key="admin-scope"
+                "Creator ids",
+                value=", ".join(str(i) for i in sorted(user.creator_ids)),
+                key="admin-scope",
             )
             if st.button("Save scope", key="save-scope"):
                 ids = [int(x) for x in text.replace(" ", "").split(",") if x]
@@ -165,14 +201,18 @@ def _change_user(ctx: AppContext, principal: Principal, user: User, action: str,
                 if st.button("Enable account", key="enable"):
                     users.enable(user.username, actor=principal.username, client=client)
                     st.rerun()
-            elif st.button("Disable account", key="disable", disabled=user.username == principal.username):
+            elif st.button(
+                "Disable account", key="disable", disabled=user.username == principal.username
+            ):
                 users.disable(user.username, actor=principal.username, client=client)
                 st.rerun()
         elif action == "Reset password":
             with st.form("reset-password", clear_on_submit=True):
                 new_password = st.text_input("New password (12+ characters)", type="password")
                 if st.form_submit_button("Reset password"):
-                    users.reset_password(user.username, new_password, actor=principal.username, client=client)
+                    users.reset_password(
+                        user.username, new_password, actor=principal.username, client=client
+                    )
                     st.success("Password reset; the user's sessions were signed out.", icon="✅")
         elif action == "Reset 2FA":
             if st.button("Reset 2FA", key="reset-2fa"):
@@ -198,7 +238,9 @@ def _sessions(ctx: AppContext) -> None:
                     "started (UTC)": f"{s.created_at:%Y-%m-%d %H:%M}",
                     "last seen (UTC)": f"{s.last_seen:%Y-%m-%d %H:%M}",
                     "2FA": "passed" if s.mfa_verified_at else "—",
-                    "ended": f"{s.revoked_at:%Y-%m-%d %H:%M} ({s.revoke_reason})" if s.revoked_at else "live",
+                    "ended": f"{s.revoked_at:%Y-%m-%d %H:%M} ({s.revoke_reason})"
+                    if s.revoked_at
+                    else "live",
                     "client": s.client_id,
                 }
                 for s in sessions

@@ -43,8 +43,16 @@ class SessionCookie(CookieModel):
             )
         except jwt.PyJWTError:
             return None
-        username, token, expires = payload.get("username"), payload.get("sid"), payload.get("exp_date")
-        if not isinstance(username, str) or not isinstance(token, str) or not isinstance(expires, int | float):
+        username, token, expires = (
+            payload.get("username"),
+            payload.get("sid"),
+            payload.get("exp_date"),
+        )
+        if (
+            not isinstance(username, str)
+            or not isinstance(token, str)
+            or not isinstance(expires, int | float)
+        ):
             return None
         if expires <= datetime.now().timestamp():
             return None
@@ -65,7 +73,10 @@ class SessionCookie(CookieModel):
 
     def clear(self) -> None:
         """Ask the browser to drop the cookie (the session is revoked on the server regardless)."""
-        if self.cookie_name in self.cookie_manager.cookies or self.cookie_name in st.context.cookies:
+        if (
+            self.cookie_name in self.cookie_manager.cookies
+            or self.cookie_name in st.context.cookies
+        ):
             # The component's own list may not hold the cookie yet (it answers a run late), and
             # its delete() then fails after having sent the delete; the delete is what matters.
             with contextlib.suppress(KeyError):

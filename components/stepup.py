@@ -20,7 +20,9 @@ def step_up_ok(ctx: AppContext, principal: Principal, action: str, *, key: str) 
     if not principal.may(action):
         st.error("Your role cannot do this.", icon="🚫")
         return False
-    st.info("This action needs you to confirm it is you: your password and a fresh 2FA code.", icon="🔐")
+    st.info(
+        "This action needs you to confirm it is you: your password and a fresh 2FA code.", icon="🔐"
+    )
     with st.form(f"step-up-{key}"):
         password = st.text_input("Password", type="password", autocomplete="current-password")
         code = st.text_input("6-digit code", max_chars=8, autocomplete="one-time-code")

@@ -45,12 +45,14 @@ def new_app() -> AppTest:
     return AppTest.from_file(APP, default_timeout=TIMEOUT)
 
 
-def widget(at: AppTest, kind: str, label: str):  # noqa: ANN201 - AppTest element types vary
+def widget(at: AppTest, kind: str, label: str):
     """The first widget of ``kind`` (text_input, button, ...) with this label."""
     for element in getattr(at, kind):
         if element.label == label:
             return element
-    raise AssertionError(f"no {kind} labelled {label!r}; have {[e.label for e in getattr(at, kind)]}")
+    raise AssertionError(
+        f"no {kind} labelled {label!r}; have {[e.label for e in getattr(at, kind)]}"
+    )
 
 
 def has_widget(at: AppTest, kind: str, label: str) -> bool:

@@ -22,7 +22,9 @@ def _app_for(role: str) -> AppTest:
 
 
 def _granted(role: str, page_id: str) -> bool:
-    return in_menu(Principal(username=role, display_name=role, roles={role}, mfa_verified=True), page_id)
+    return in_menu(
+        Principal(username=role, display_name=role, roles={role}, mfa_verified=True), page_id
+    )
 
 
 @pytest.mark.parametrize("page", PAGE_SPECS, ids=lambda spec: spec.id)

@@ -37,7 +37,9 @@ def _on_sign_in_form(at) -> bool:
 def test_wrong_password_and_unknown_user_get_the_same_message(clock):
     name = _fresh_user()
     wrong = submit_password(new_app().run(), name, "not the password at all")
-    unknown = submit_password(new_app().run(), f"nobody-{uuid.uuid4().hex[:6]}", "whatever password")
+    unknown = submit_password(
+        new_app().run(), f"nobody-{uuid.uuid4().hex[:6]}", "whatever password"
+    )
     assert texts(wrong, "error") == [SIGN_IN_FAILED]
     assert texts(unknown, "error") == [SIGN_IN_FAILED]
     assert _on_sign_in_form(wrong) and _on_sign_in_form(unknown)

@@ -73,3 +73,10 @@ def test_a_warehouse_without_an_extract_key_is_refused(tmp_path):
     with pytest.raises(SettingsError, match="SPOTLIGHT_EXTRACT_KEY is not set"):
         s.secret("extract_key")
     assert not list(tmp_path.iterdir()), "no key is generated when a warehouse is configured"
+
+
+def test_settings_survive_pickling_for_worker_processes(tmp_path):
+    import pickle
+
+    s = load_settings(env={"SPOTLIGHT_DEMO_VIEWS": "123"}, secrets_path=tmp_path / "none")
+    assert pickle.loads(pickle.dumps(s)).demo_views == 123  # noqa: S301 - our own bytes
