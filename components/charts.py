@@ -2,7 +2,7 @@
 
 Colours are the Okabe–Ito palette, distinguishable with the common colour-vision deficiencies;
 series are also told apart by line dash, never by colour alone. Every chart is followed by an
-expander holding the same numbers as a table and a CSV download, for screen readers and for
+expander holding the same numbers as a table and (for roles that may export) audited downloads, for screen readers and for
 people who would rather read numbers than a picture.
 """
 
@@ -14,7 +14,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from components.export import csv_bytes
+from components import auth
+from components.context import app_context
+from components.export import export_buttons
 from components.text import label_escape
 
 OKABE_ITO = (
@@ -39,7 +41,8 @@ def _layout(fig: go.Figure, title: str, x_title: str, y_title: str, height: int 
         yaxis_title=y_title,
         height=height,
         margin={"l": 10, "r": 10, "t": 50, "b": 10},
-        legend={"orientation": "h", "y": -0.2},
+        # Below the x-axis title, never on top of it.
+        legend={"orientation": "h", "yanchor": "top", "y": -0.3, "x": 0},
         hovermode="x unified",
         colorway=OKABE_ITO,
         font={"size": 13},
@@ -48,17 +51,12 @@ def _layout(fig: go.Figure, title: str, x_title: str, y_title: str, height: int 
 
 
 def table_alternative(frame: pd.DataFrame, name: str, key: str) -> None:
-    """The chart's numbers as a table and a CSV file, folded away under the chart."""
+    """The chart's numbers as a table, and as audited downloads for roles that may export."""
     with st.expander(f"Data table: {name}"):
         st.dataframe(frame, hide_index=True)
-        st.download_button(
-            "⬇️ Download CSV",
-            csv_bytes(frame),
-            file_name=f"{key}.csv",
-            mime="text/csv",
-            key=f"dl-{key}",
-            on_click="ignore",
-        )
+        principal = auth.principal_for_run()
+        if principal is not None:
+            export_buttons(app_context().security, principal, frame, name=name, key=key)
 
 
 def line_chart(
@@ -184,6 +182,7 @@ def heatmap(
         )
     )
     fig = _layout(fig, title, x_title, y_title, height=max(320, 24 * len(grid.index) + 120))
-    fig.update_layout(hovermode="closest")
+    # Rows read top to bottom in the order given (Plotly would put the first at the bottom).
+    fig.update_layout(hovermode="closest", yaxis={"autorange": "reversed"})
     st.plotly_chart(fig, key=f"chart-{key}", config={"displaylogo": False})
     table_alternative(frame, title, key)

@@ -151,6 +151,7 @@ def compare_titles(
     late = daily[daily["day"] >= STAYING_DAY].groupby("title_id")["views"].sum()
     summary["views_since_release"] = summary["title_id"].map(lifetime).fillna(0.0)
     release = pd.to_datetime(summary["release_date"]).dt.date
+    release_by_id = dict(zip(summary["title_id"].astype(int), release, strict=True))
     age = [(filters.end - r).days for r in release]
     known = [
         (a >= STAYING_DAY) and (first_day is None or r >= first_day)
@@ -196,13 +197,10 @@ def compare_titles(
     grid = pd.MultiIndex.from_product([ids, range(curve_days)], names=["title_id", "day"])
     curve = daily.set_index(["title_id", "day"])["views"].reindex(grid).reset_index()
     # Days after the end of the period have not happened: NaN, not zero.
-    last_day = {
-        int(t): (filters.end - r).days for t, r in zip(summary["title_id"], release, strict=True)
-    }
+    last_day = {t: (filters.end - r).days for t, r in release_by_id.items()}
     # Days before the extract's first day are not in the data either (back-catalogue titles).
     first_known = {
-        int(t): (first_day - r).days if first_day is not None else 0
-        for t, r in zip(summary["title_id"], release, strict=True)
+        t: (first_day - r).days if first_day is not None else 0 for t, r in release_by_id.items()
     }
     happened = (curve["day"] <= curve["title_id"].map(last_day)) & (
         curve["day"] >= curve["title_id"].map(first_known)

@@ -197,7 +197,8 @@ def reason_for(row: object, countries: pd.DataFrame) -> str:
         own = views / float(get("views_base")) - 1
         peers = float(get("peer_ratio")) - 1
         verb = "fell" if own < 0 else "grew"
-        parts.append(f"views {verb} {_pct(own)} while peers moved {peers:+.0%}")
+        peers_text = f"{round(peers * 100):+d}%" if round(peers * 100) else "flat"
+        parts.append(f"views {verb} {_pct(own)} while peers were {peers_text}")
     return "; ".join(parts[:2])
 
 
