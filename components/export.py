@@ -1,12 +1,82 @@
-"""Bytes for download buttons; the audited, row-capped export path is added with the security layer."""
+"""Export buttons: permission and row cap checked on the server, audited before the file leaves.
+
+The file is built only when the button is clicked (a deferred download): at that moment the
+export is checked again and written to the audit log (SECURITY.md #11), then the bytes are made
+and handed over. A role without export rights sees no button; a table over the role's row cap
+gets a disabled button that says why.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pandas as pd
+import streamlit as st
 
-from data.export import to_csv_bytes
+from components import auth
+from data.export import to_csv_bytes, to_excel_bytes
+from security.permissions import Principal
+from security.service import Security
+
+FORMATS: dict[str, tuple[str, str, str]] = {
+    # fmt: (button label, file extension, MIME type)
+    "csv": ("⬇️ CSV", "csv", "text/csv"),
+    "excel": (
+        "⬇️ Excel",
+        "xlsx",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ),
+}
 
 
-def csv_bytes(frame: pd.DataFrame) -> bytes:
-    """A chart's data table as a spreadsheet-safe CSV."""
-    return to_csv_bytes(frame)
+def prepare_export(
+    security: Security,
+    principal: Principal,
+    frame: pd.DataFrame,
+    *,
+    fmt: str,
+    target: str,
+    client: str,
+) -> bytes:
+    """Check, audit, then build the file. Raises ``ExportRefused`` and builds nothing when refused."""
+    security.record_export(principal, fmt=fmt, target=target, rows=len(frame), client=client)
+    return to_csv_bytes(frame) if fmt == "csv" else to_excel_bytes(frame, target)
+
+
+def _deferred(
+    security: Security, principal: Principal, frame: pd.DataFrame, fmt: str, target: str
+) -> Callable[[], bytes]:
+    client = auth.client_id()
+    snapshot = frame.copy()
+
+    def build() -> bytes:
+        return prepare_export(security, principal, snapshot, fmt=fmt, target=target, client=client)
+
+    return build
+
+
+def export_buttons(
+    security: Security, principal: Principal, frame: pd.DataFrame, *, name: str, key: str
+) -> None:
+    """CSV and Excel buttons for the formats this principal may export."""
+    allowed = [fmt for fmt in FORMATS if principal.may(f"export_{fmt}")]
+    if not allowed:
+        st.caption("Downloads are not available for your role.")
+        return
+    cap = principal.export_row_cap
+    over_cap = len(frame) > cap
+    columns = st.columns(len(allowed) + 2)
+    for column, fmt in zip(columns, allowed, strict=False):
+        label, extension, mime = FORMATS[fmt]
+        column.download_button(
+            label,
+            _deferred(security, principal, frame, fmt, name),
+            file_name=f"{key}.{extension}",
+            mime=mime,
+            key=f"dl-{fmt}-{key}",
+            on_click="ignore",
+            disabled=over_cap,
+            help=f"Your role may export up to {cap:,} rows."
+            if over_cap
+            else "The download is recorded in the audit log.",
+        )
