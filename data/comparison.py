@@ -307,11 +307,18 @@ def similarity_features(
         return {"titles": titles.iloc[0:0], "overlap": empty, "pattern": empty}
     ids = [int(t) for t in titles["title_id"]]
     marks = ", ".join("?" * len(ids))
-    viewers = cursor.execute(
-        "SELECT title_id, count(DISTINCT viewer_key) AS viewers FROM dv_view "
-        f"WHERE day BETWEEN ? AND ? AND title_id IN ({marks}) AND {where} GROUP BY 1",
-        [filters.start, filters.end, *ids, *params],
-    ).df()
+    viewers = top[["title_id", "viewers"]]
+    if target not in set(top["title_id"].astype(int)):
+        viewers = pd.concat(
+            [
+                viewers,
+                cursor.execute(
+                    "SELECT title_id, count(DISTINCT viewer_key) AS viewers FROM dv_view "
+                    f"WHERE day BETWEEN ? AND ? AND title_id = ? AND {where} GROUP BY 1",
+                    [filters.start, filters.end, target, *params],
+                ).df(),
+            ]
+        )
     titles = titles.merge(viewers.astype({"title_id": "int64"}), on="title_id", how="left")
     titles["viewers"] = titles["viewers"].fillna(0).astype("int64")
     overlap = cursor.execute(

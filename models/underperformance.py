@@ -59,15 +59,36 @@ def age_band(age_days: int) -> str:
     return AGE_BANDS[0][2]  # released after the end: not expected in the input
 
 
+def _kth_of_rest(ranked: np.ndarray, pos: np.ndarray, j: int) -> np.ndarray:
+    """For every row, the j-th smallest (0-based) of the other values: dropping the value at
+    sorted position ``pos`` shifts the later ones down by one."""
+    return np.where(pos > j, ranked[j], ranked[min(j + 1, len(ranked) - 1)])
+
+
 def _leave_one_out_median(values: pd.Series, groups: pd.Series, min_peers: int) -> pd.Series:
-    """For each row, the median of the other rows of its group (NaN with too few others)."""
+    """For each row, the median of the other rows of its group (NaN with too few others).
+
+    Vectorised per group: with the group sorted, dropping the element at sorted position i
+    shifts every later element down by one, so the median of the rest is read off the sorted
+    array at one or two positions that depend only on whether i is before them.
+    """
     out = pd.Series(np.nan, index=values.index)
     for _, idx in values.groupby(groups).groups.items():
-        group = values.loc[idx]
-        if len(group) - 1 < min_peers:
+        n = len(idx)
+        if n - 1 < min_peers:
             continue
-        for i in idx:
-            out.at[i] = float(group.drop(i).median())
+        vals = values.loc[idx].to_numpy(dtype="float64")
+        order = np.argsort(vals, kind="stable")
+        ranked = vals[order]
+        pos = np.empty(n, dtype=np.int64)
+        pos[order] = np.arange(n)  # sorted position of each row
+
+        m = n - 1
+        if m % 2:
+            med = _kth_of_rest(ranked, pos, m // 2)
+        else:
+            med = (_kth_of_rest(ranked, pos, m // 2 - 1) + _kth_of_rest(ranked, pos, m // 2)) / 2
+        out.loc[idx] = med
     return out
 
 

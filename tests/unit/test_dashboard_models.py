@@ -185,3 +185,18 @@ def test_underperformance_on_the_demo_extract(demo_store):
     for row in got.itertuples():
         assert row.views == pytest.approx(titles.loc[row.title_id, "views_cur"])
         assert row.shortfall == pytest.approx(row.views - row.expected)
+
+
+def test_leave_one_out_median_matches_the_plain_definition():
+    rng = np.random.default_rng(1)
+    for n in range(1, 12):
+        for _ in range(10):
+            values = pd.Series(rng.integers(0, 6, n).astype(float))
+            groups = pd.Series(rng.integers(0, 2, n))
+            got = U._leave_one_out_median(values, groups, min_peers=1)
+            for i in values.index:
+                others = values[(groups == groups[i]) & (values.index != i)]
+                if len(others) < 1:
+                    assert math.isnan(got[i])
+                else:
+                    assert got[i] == pytest.approx(float(np.median(others)))
