@@ -16,11 +16,22 @@ import duckdb
 # LEFT JOINs: a fact row whose dimension row is missing still counts (it just matches no filter
 # on that dimension), so totals equal the base tables exactly.
 
+# Every viewer key (from the dimension and the facts, so no view is left out) numbered densely
+# from 0. Exact distinct viewers are then counted as set bits of a bitmap (DuckDB's
+# bitstring_agg) instead of a hash table: the same exact number, about 2x faster for one group
+# and 10x for a trend's daily groups (measured on 10M views, see README Benchmarks).
+DV_VIEWER_INDEX = """
+CREATE TABLE dv_viewer_index AS
+SELECT viewer_key, CAST(row_number() OVER (ORDER BY viewer_key) - 1 AS INTEGER) AS viewer_idx
+FROM (SELECT viewer_key FROM dim_viewer UNION SELECT viewer_key FROM fact_view)
+"""
+
 DV_VIEW = """
 CREATE TABLE dv_view AS
 SELECT
     CAST(v.started_at AS DATE) AS day,
     v.viewer_key,
+    x.viewer_idx,
     v.title_id,
     v.watch_seconds,
     v.completed,
@@ -36,7 +47,25 @@ SELECT
 FROM fact_view v
 LEFT JOIN dim_title t ON t.title_id = v.title_id
 LEFT JOIN dim_viewer w ON w.viewer_key = v.viewer_key
+JOIN dv_viewer_index x ON x.viewer_key = v.viewer_key
 ORDER BY day, t.creator_id
+"""
+
+# Per-day totals of the unfiltered views: the Overview's default (no dimension filter, every
+# creator) sums a few hundred rows instead of scanning the facts. Distinct viewers are not
+# stored here: a stored per-day viewer bitmap (62 KB a day at 500k viewers) was measured slower
+# to read back from the encrypted file than counting the range's bits from dv_view directly.
+DV_VIEW_DAY = """
+CREATE TABLE dv_view_day AS
+SELECT
+    day,
+    count(*) AS starts,
+    sum(watch_seconds) AS watch_seconds,
+    sum(views) AS views,
+    count(*) FILTER (WHERE completed) AS completed
+FROM dv_view
+GROUP BY day
+ORDER BY day
 """
 
 DV_REVENUE = """
@@ -128,7 +157,9 @@ ORDER BY p.first_day
 """
 
 DERIVED_TABLES: tuple[tuple[str, str], ...] = (
+    ("dv_viewer_index", DV_VIEWER_INDEX),
     ("dv_view", DV_VIEW),
+    ("dv_view_day", DV_VIEW_DAY),
     ("dv_revenue", DV_REVENUE),
     ("dv_ad", DV_AD),
     ("dv_subscription", DV_SUBSCRIPTION),
@@ -140,4 +171,12 @@ def build_derived(con: duckdb.DuckDBPyConnection) -> None:
     """(Re)build every derived table from the base tables in the connection's current database."""
     for name, statement in DERIVED_TABLES:
         con.execute(f"DROP TABLE IF EXISTS {name}")
+        if "{max_viewer_idx}" in statement:
+            statement = statement.replace("{max_viewer_idx}", str(max_viewer_idx(con)))
         con.execute(statement)
+
+
+def max_viewer_idx(con: duckdb.DuckDBPyConnection) -> int:
+    """The largest dense viewer number (bitmaps over viewers span 0..this); 0 when empty."""
+    (count,) = con.execute("SELECT count(*) FROM dv_viewer_index").fetchone()
+    return max(int(count) - 1, 0)

@@ -48,6 +48,7 @@ from typing import Any, Literal
 import duckdb
 import pandas as pd
 
+from data.derived import max_viewer_idx
 from data.filters import DIMENSIONS, Filters, Scope
 
 Grain = Literal["day", "week", "month"]
@@ -369,7 +370,8 @@ _FLOW_FAMILIES: dict[str, _Family] = {
                 "watch_seconds": "sum(watch_seconds)",
                 "views": "sum(views)",
                 "completed": "count(*) FILTER (WHERE completed)",
-                "viewers": "count(DISTINCT viewer_key)",
+                # Exact: set bits of a bitmap over dense viewer numbers (data/derived.py).
+                "viewers": "bit_count(bitstring_agg(viewer_idx, 0, {max_viewer_idx}))",
                 "titles_started": "count(DISTINCT title_id)",
             },
         ),
@@ -534,6 +536,14 @@ _Window = tuple[str, date, date, date]
 _Records = dict[tuple[str, date, Any], dict[str, float]]
 
 
+_VIEW_DAY_AGGREGATES = {
+    "starts": "sum(starts)",
+    "watch_seconds": "sum(watch_seconds)",
+    "views": "sum(views)",
+    "completed": "sum(completed)",
+}
+
+
 def _key_sql(family: _Family, by: str | None) -> str:
     if by is None:
         return "NULL::VARCHAR"
@@ -556,13 +566,27 @@ def _flow_records(
     where, where_params = _family_where(family, filters, scope)
     key_sql = _key_sql(family, by)
     select_aggs = ", ".join(f"{family.aggregates[a]} AS {a}" for a in aggregates)
+    table = family.table
+    if (
+        family.name == "view"
+        and by is None
+        and scope.is_all
+        and not filters.active_dimensions
+        and set(aggregates) <= set(_VIEW_DAY_AGGREGATES)
+    ):
+        # Nothing filtered: the per-day rollup holds the same sums and viewer bitmaps.
+        table = "dv_view_day"
+        select_aggs = ", ".join(f"{_VIEW_DAY_AGGREGATES[a]} AS {a}" for a in aggregates)
+    elif "{max_viewer_idx}" in select_aggs:
+        # bitstring_agg needs its range as constants: an integer read from the extract itself.
+        select_aggs = select_aggs.replace("{max_viewer_idx}", str(max_viewer_idx(cursor)))
     parts, params = [], []
     for i, series in enumerate(series_list):
         bucket_sql, bucket_params = _bucket_sql(grain, series, filters, family.day_column)
         # The series index is a literal from this loop, never input.
         parts.append(
             f"SELECT {i} AS s, {bucket_sql} AS bucket, {key_sql} AS key, {select_aggs} "
-            f"FROM {family.table} WHERE {family.day_column} BETWEEN ? AND ? AND {where} "
+            f"FROM {table} WHERE {family.day_column} BETWEEN ? AND ? AND {where} "
             "GROUP BY ALL"
         )
         params += [*bucket_params, series.lo, series.hi, *where_params]
@@ -638,7 +662,8 @@ def _hist_records(
         g AS (
             SELECT w.wid, {key_sql} AS key, count(*) AS n
             FROM dv_sub_spell JOIN w ON last_day >= w.a AND next_first_day <= w.b
-            WHERE next_first_day IS NOT NULL AND {where} GROUP BY ALL
+            -- only gaps inside the overall range can matter: a small join whatever the size
+            WHERE next_first_day <= ? AND last_day >= ? AND {where} GROUP BY ALL
         ),
         c AS (
             SELECT w.wid, h.key,
@@ -650,7 +675,8 @@ def _hist_records(
         FROM c LEFT JOIN g ON g.wid = c.wid AND g.key IS NOT DISTINCT FROM c.key
         """
         names = ["subscribers"]
-        all_params = [*w_params, max_day, *params, max_day, *params, *params]
+        min_day = min(w[2] for w in windows)
+        all_params = [*w_params, max_day, *params, max_day, *params, max_day, min_day, *params]
     else:
         sql = f"""
         WITH {w_sql},
@@ -917,42 +943,36 @@ def top_titles(
         "none",
         **{f: getattr(filters, f) for f in Filters.DIMENSION_FIELDS},
     )
-    ids = ("views", "watch_hours", "starts", "completion_rate")
-    per_title, _ = _compute(cursor, window, scope, ids, by="title", with_comparison=False)
-    titles_available = _titles_available(cursor, window, scope)
-    mean_views = per_title["views"].sum() / titles_available if titles_available else math.nan
-    top = per_title.sort_values(["views", "key"], ascending=[False, True]).head(limit).copy()
-    top["demand_multiplier"] = top["views"] / mean_views if mean_views else math.nan
-    top["title_id"] = top["key"].astype("int64")
-    columns = [
-        "rank",
-        "title_id",
-        "name",
-        "kind",
-        "genre",
-        "creator_id",
-        "creator",
-        "runtime_min",
-        "release_date",
-        *ids,
-        "demand_multiplier",
-    ]
-    if top.empty:
-        return pd.DataFrame(columns=columns)
-    ids_list = [int(t) for t in top["title_id"]]
-    info = cursor.execute(
-        "SELECT t.title_id, t.name, t.kind, t.genre, t.creator_id, c.name AS creator, "
-        "t.runtime_min, t.release_date FROM dim_title t "
-        "LEFT JOIN dim_creator c ON c.creator_id = t.creator_id "
-        f"WHERE t.title_id IN ({', '.join('?' * len(ids_list))})",
-        ids_list,
+    where, params = _family_where(_FLOW_FAMILIES["view"], window, scope, prefix="v.")
+    cat_where, cat_params = _family_where(_CATALOG, window, scope)
+    # One statement: per-title sums over the window, the total over all titles and the number of
+    # titles available (for the demand multiplier), ranked and joined to their names.
+    sql = f"""
+    WITH per AS (
+        SELECT v.title_id, sum(v.views) AS views, sum(v.watch_seconds) AS ws,
+            count(*) AS starts, count(*) FILTER (WHERE v.completed) AS completed
+        FROM dv_view v WHERE v.day BETWEEN ? AND ? AND {where} GROUP BY v.title_id
+    ),
+    total AS (SELECT sum(views) AS views FROM per),
+    available AS (
+        SELECT count(*) AS n FROM dim_title WHERE release_date <= ? AND {cat_where}
+    ),
+    top AS (SELECT * FROM per ORDER BY views DESC NULLS LAST, title_id LIMIT ?)
+    SELECT t.title_id, d.name, d.kind, d.genre, d.creator_id, c.name AS creator,
+        d.runtime_min, d.release_date,
+        t.views, t.ws / 3600.0 AS watch_hours, t.starts,
+        t.completed / t.starts AS completion_rate,
+        t.views / (total.views / nullif(available.n, 0)) AS demand_multiplier
+    FROM top t
+    CROSS JOIN total CROSS JOIN available
+    LEFT JOIN dim_title d ON d.title_id = t.title_id
+    LEFT JOIN dim_creator c ON c.creator_id = d.creator_id
+    ORDER BY t.views DESC NULLS LAST, t.title_id
+    """
+    top = cursor.execute(
+        sql, [window.start, window.end, *params, window.end, *cat_params, limit]
     ).df()
-    top = top.merge(info, on="title_id", how="left")
-    top["rank"] = range(1, len(top) + 1)
-    return top[columns].reset_index(drop=True)
-
-
-def _titles_available(cursor: duckdb.DuckDBPyConnection, filters: Filters, scope: Scope) -> float:
-    window: list[_Window] = [("current", filters.start, filters.start, filters.end)]
-    records = _hist_records(cursor, _CATALOG, ["titles_available"], filters, scope, None, window)
-    return sum(v["titles_available"] for v in records.values())
+    top.insert(0, "rank", range(1, len(top) + 1))
+    for col in ("views", "watch_hours", "starts", "completion_rate", "demand_multiplier"):
+        top[col] = top[col].astype("float64")
+    return top.reset_index(drop=True)
