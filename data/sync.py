@@ -27,11 +27,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from queue import Full, Queue
 from typing import Any, Literal
 
 import duckdb
@@ -463,6 +465,69 @@ def _with_table_retries(
             number += 1
 
 
+def _prefetch(batches: Iterator[pa.RecordBatch], depth: int = 4) -> Iterator[pa.RecordBatch]:
+    """Read the next batches from the warehouse in a thread while DuckDB loads this one.
+
+    The driver's read (network, decoding) and DuckDB's insert then overlap on two cores. An
+    error in the reader is raised here, in the consumer, with its own type.
+    """
+    done = object()
+    queue: Queue[Any] = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                while not stop.is_set():
+                    try:
+                        queue.put(batch, timeout=0.1)
+                        break
+                    except Full:
+                        continue
+                if stop.is_set():
+                    return
+            queue.put(done)
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            queue.put(exc)
+
+    reader = threading.Thread(target=produce, name="sync-reader", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = queue.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        reader.join(timeout=30)
+
+
+class _Background:
+    """Runs one warehouse query in a thread (the session is not used elsewhere meanwhile)."""
+
+    def __init__(self, action: Callable[[], Any]):
+        self._result: Any = None
+        self._error: BaseException | None = None
+
+        def run() -> None:
+            try:
+                self._result = action()
+            except BaseException as exc:  # re-raised by result()
+                self._error = exc
+
+        self._thread = threading.Thread(target=run, name="sync-source-stats", daemon=True)
+        self._thread.start()
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+
 def _sync_table(
     con: duckdb.DuckDBPyConnection,
     source: _Source,
@@ -473,57 +538,98 @@ def _sync_table(
     say: ProgressCallback,
     options: SyncOptions,
 ) -> None:
-    """One attempt at one table, all or nothing: the DuckDB transaction rolls back on failure."""
+    """One attempt at one table, all or nothing: the DuckDB transaction rolls back on failure.
+
+    A full read streams straight into the (emptied) table; an incremental read goes to a
+    staging table first and is merged. Once the rows are in, the warehouse computes its
+    per-partition statistics (same snapshot, same connection) in a thread while DuckDB
+    de-duplicates, merges and computes its own.
+    """
     session = source.open()
     table = _ident(spec.name)
     stage = _ident(f"spotlight_stage_{spec.name}")
     suppress = bool(source.suppressed) and bool(spec.viewer_column)
+    full = mode == "full"
+    target = table if full else stage
     con.execute("BEGIN TRANSACTION")
     in_snapshot = False
+    pending: _Background | None = None
     try:
         session.execute(extract_specs.SNAPSHOT_SQL)
         in_snapshot = True
         say(SyncProgress("schema", spec.name, message=f"{spec.name}: checking source columns"))
         _check_drift(session, spec)
 
-        incremental = mode == "incremental"
         params: list[Any] = []
-        if incremental:
-            lower = datetime.fromisoformat(str(watermark)) - options.overlap
-            params = [lower]
-        sql = spec.select_sql(session.config.schema, incremental=incremental, suppress=suppress)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {stage} AS SELECT * FROM {table} LIMIT 0")
+        if not full:
+            params = [datetime.fromisoformat(str(watermark)) - options.overlap]
+        sql = spec.select_sql(session.config.schema, incremental=not full, suppress=suppress)
+        if full:
+            con.execute(f"DELETE FROM {table}")
+        else:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {stage} AS SELECT * FROM {table} LIMIT 0")
         casts = ", ".join(
             f"CAST(spotlight_batch.{_ident(c.name)} AS {c.sql_type('duckdb')}) AS {_ident(c.name)}"
             for c in spec.columns
         )
         rows = 0
-        for batch in session.stream(sql, params):
-            con.register("spotlight_batch", pa.Table.from_batches([batch]))
+        for batch in _prefetch(session.stream(sql, params)):
+            con.register("spotlight_batch", batch)
             try:
-                con.execute(f"INSERT INTO {stage} SELECT {casts} FROM spotlight_batch")
+                con.execute(f"INSERT INTO {target} SELECT {casts} FROM spotlight_batch")
             finally:
                 con.unregister("spotlight_batch")
             rows += batch.num_rows
             say(SyncProgress("read", spec.name, rows, f"{spec.name}: {rows:,} rows read"))
         tr.rows_read = rows
+        high = con.execute(f"SELECT max({_ident(spec.cursor)}) FROM {target}").fetchone()[0]
 
         say(SyncProgress("merge", spec.name, rows, f"{spec.name}: merging"))
-        tr.rows_suppressed = _drop_suppressed(con, spec, stage)
-        touched = _merge(con, spec, table, stage, mode, tr)
+        tr.rows_suppressed = _drop_suppressed(con, spec, target)
+        partitions = None if full else _touched(con, spec, table, stage)
+        if partitions == []:
+            theirs: dict[str, tuple[str, ...]] | None = {}
+        else:
+            stats_sql = spec.source_stats_sql(
+                session.config.schema,
+                suppress=suppress,
+                partitions=None if partitions is None else len(partitions),
+            )
+            pending = _Background(lambda: session.fetch_rows(stats_sql, partitions or []))
+            theirs = None
+        if full:
+            tr.duplicates_dropped = _dedup_in_place(con, spec, table)
+        else:
+            _merge(con, spec, table, stage, tr)
 
         say(SyncProgress("reconcile", spec.name, rows, f"{spec.name}: reconciling"))
-        _reconcile(con, session, spec, suppress, None if mode == "full" else touched, tr)
+        ours = (
+            _stats(
+                con.execute(
+                    spec.extract_stats_sql(None if partitions is None else len(partitions)),
+                    partitions or [],
+                ).fetchall()
+            )
+            if partitions != []
+            else {}
+        )
+        if pending is not None:
+            theirs = _stats(pending.result())
+            pending = None
+        _reconcile(session, spec, suppress, theirs or {}, ours, tr)
         session.execute(extract_specs.COMMIT_SQL)
         in_snapshot = False
 
-        high = con.execute(f"SELECT max({_ident(spec.cursor)}) FROM {stage}").fetchone()[0]
         candidates = [w for w in (watermark, high and high.isoformat()) if w]
         tr.watermark_after = max(candidates, key=datetime.fromisoformat) if candidates else None
         tr.rows_in_extract = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-        con.execute(f"DROP TABLE {stage}")
+        if not full:
+            con.execute(f"DROP TABLE {stage}")
         con.execute("COMMIT")
     except BaseException:
+        if pending is not None:
+            with contextlib.suppress(BaseException):
+                pending.result()
         with contextlib.suppress(duckdb.Error):
             con.execute("ROLLBACK")
         if in_snapshot:
@@ -554,79 +660,80 @@ def _drop_suppressed(con: duckdb.DuckDBPyConnection, spec: ExtractSpec, stage: s
     return int(removed[0]) if removed else 0
 
 
+def _touched(
+    con: duckdb.DuckDBPyConnection, spec: ExtractSpec, table: str, stage: str
+) -> list[str]:
+    """Partitions an incremental merge changes: where the new rows go, and where the rows
+    they replace were (a row may move to another month)."""
+    part_new = spec.partition.sql("duckdb", "s")
+    part_old = spec.partition.sql("duckdb", "t")
+    on = spec.replace_on if spec.merge == "replace" else spec.primary_key
+    match = " AND ".join(f"t.{_ident(c)} = s.{_ident(c)}" for c in on)
+    rows = con.execute(
+        f"SELECT DISTINCT CAST({part_new} AS VARCHAR) FROM {stage} AS s "
+        f"UNION SELECT DISTINCT CAST({part_old} AS VARCHAR) FROM {table} AS t "
+        f"WHERE EXISTS (SELECT 1 FROM {stage} AS s WHERE {match})"
+    ).fetchall()
+    return sorted(str(r[0]) for r in rows)
+
+
+def _dedup_in_place(con: duckdb.DuckDBPyConnection, spec: ExtractSpec, table: str) -> int:
+    """Keep one row per primary key (the latest cursor); the number of rows dropped.
+
+    Checking costs one hash aggregate; rewriting the table happens only when the source
+    really held several versions of a key.
+    """
+    keys = ", ".join(_ident(k) for k in spec.primary_key)
+    extra = con.execute(
+        f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {table} "
+        f"GROUP BY {keys} HAVING count(*) > 1)"
+    ).fetchone()[0]
+    if not extra:
+        return 0
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE spotlight_dedup AS SELECT * FROM {table} "
+        f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {_ident(spec.cursor)} DESC) = 1"
+    )
+    con.execute(f"DELETE FROM {table}")
+    con.execute(f"INSERT INTO {table} SELECT * FROM spotlight_dedup")
+    con.execute("DROP TABLE spotlight_dedup")
+    return int(extra)
+
+
 def _merge(
     con: duckdb.DuckDBPyConnection,
     spec: ExtractSpec,
     table: str,
     stage: str,
-    mode: str,
     tr: TableResult,
-) -> list[str] | None:
-    """Merge the staged rows into the table; return the partitions touched (incremental)."""
+) -> None:
+    """Merge the staged rows into the table, de-duplicated on the primary key."""
     keys = [_ident(k) for k in spec.primary_key]
     cursor = _ident(spec.cursor)
-    part_new = spec.partition.sql("duckdb", "s")
-    part_old = spec.partition.sql("duckdb", "t")
-    touched: set[str] = set()
-    if mode == "incremental":
-        touched.update(
-            str(r[0])
-            for r in con.execute(
-                f"SELECT DISTINCT CAST({part_new} AS VARCHAR) FROM {stage} AS s"
-            ).fetchall()
-        )
-    # De-duplicate the staged rows on the primary key: the latest cursor wins.
-    before = con.execute(f"SELECT count(*) FROM {stage}").fetchone()[0]
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE spotlight_dedup AS SELECT * FROM {stage} "
-        f"QUALIFY row_number() OVER (PARTITION BY {', '.join(keys)} ORDER BY {cursor} DESC) = 1"
-    )
-    con.execute(f"DELETE FROM {stage}")
-    con.execute(f"INSERT INTO {stage} SELECT * FROM spotlight_dedup")
-    con.execute("DROP TABLE spotlight_dedup")
-    tr.duplicates_dropped = before - con.execute(f"SELECT count(*) FROM {stage}").fetchone()[0]
-    if mode == "full":
-        con.execute(f"DELETE FROM {table}")
-        con.execute(f"INSERT INTO {table} SELECT * FROM {stage}")
-        return None
+    tr.duplicates_dropped = _dedup_in_place(con, spec, stage)
     if spec.merge == "replace":
         match = " AND ".join(f"t.{_ident(c)} = s.{_ident(c)}" for c in spec.replace_on)
-        touched.update(
-            str(r[0])
-            for r in con.execute(
-                f"SELECT DISTINCT CAST({part_old} AS VARCHAR) FROM {table} AS t "
-                f"WHERE EXISTS (SELECT 1 FROM {stage} AS s WHERE {match})"
-            ).fetchall()
-        )
         con.execute(
             f"DELETE FROM {table} AS t WHERE EXISTS (SELECT 1 FROM {stage} AS s WHERE {match})"
         )
         con.execute(f"INSERT INTO {table} SELECT * FROM {stage}")
-        return sorted(touched)
+        return
     match = " AND ".join(f"t.{k} = s.{k}" for k in keys)
     # The latest version wins: a staged row older than the extract's copy is dropped.
     con.execute(
         f"DELETE FROM {stage} AS s WHERE EXISTS (SELECT 1 FROM {table} AS t "
         f"WHERE {match} AND t.{cursor} > s.{cursor})"
     )
-    touched.update(
-        str(r[0])
-        for r in con.execute(
-            f"SELECT DISTINCT CAST({part_old} AS VARCHAR) FROM {table} AS t "
-            f"WHERE EXISTS (SELECT 1 FROM {stage} AS s WHERE {match})"
-        ).fetchall()
-    )
     con.execute(f"DELETE FROM {table} AS t WHERE EXISTS (SELECT 1 FROM {stage} AS s WHERE {match})")
     con.execute(f"INSERT INTO {table} SELECT * FROM {stage}")
-    return sorted(touched)
 
 
 def _reconcile(
-    con: duckdb.DuckDBPyConnection,
     session: WarehouseSession,
     spec: ExtractSpec,
     suppress: bool,
-    partitions: list[str] | None,
+    theirs: dict[str, tuple[str, ...]],
+    ours: dict[str, tuple[str, ...]],
     tr: TableResult,
 ) -> None:
     """Compare per-partition counts and totals with the source; raise on any difference.
@@ -635,17 +742,6 @@ def _reconcile(
     touched (where its rows went, and where the rows they replaced were); the rest of the
     table is unchanged since the sync that last reconciled it.
     """
-    if partitions is not None and not partitions:
-        tr.partitions_checked = 0
-        return
-    n = None if partitions is None else len(partitions)
-    params = list(partitions or [])
-    theirs = _stats(
-        session.fetch_rows(
-            spec.source_stats_sql(session.config.schema, suppress=suppress, partitions=n), params
-        )
-    )
-    ours = _stats(con.execute(spec.extract_stats_sql(n), params).fetchall())
     differing = sorted(p for p in set(theirs) | set(ours) if theirs.get(p) != ours.get(p))
     if differing:
         # The source may hold several versions of a key (Redshift does not enforce primary
@@ -661,7 +757,7 @@ def _reconcile(
                 differing,
             )
         )
-        theirs.update({p: again[p] for p in differing if p in again})
+        theirs = {**theirs, **{p: again[p] for p in differing if p in again}}
         differing = sorted(p for p in differing if again.get(p) != ours.get(p))
     tr.partitions_checked = len(set(theirs) | set(ours))
     if differing:

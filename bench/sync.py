@@ -1,0 +1,188 @@
+"""Sync throughput: rows per second from PostgreSQL into the encrypted extract, per driver.
+
+``python -m bench.sync [--rows 1000000 --rows 10000000] [--repeat 2] [--drivers adbc,redshift_connector]``
+
+For each size it loads ``fact_view`` in a PostgreSQL schema of its own (server-side
+``INSERT ... SELECT generate_series``; the other tables stay empty), then, per driver:
+
+* **full**: a full sync into a new encrypted extract (read, de-duplicate, reconcile, swap);
+* **incremental 1%**: 1% of the views change (new ``updated_at`` and ``watch_seconds``), then an
+  incremental sync reads only those (plus the overlap window) into a copy of the extract.
+
+Rows/s is view rows divided by the whole sync's wall time, reconciliation and the encrypted
+write included. Phase times come from the sync's progress events. redshift_connector reaches
+the server through the integration tests' proxy (it sends Redshift-only start-up parameters).
+Results go to bench/results/sync-<rows>.json. The DSN is SPOTLIGHT_TEST_PG_DSN (default: the
+local server).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import duckdb
+import psycopg
+
+from data import schema
+from data.store import ExtractStore
+from data.sync import SyncProgress, run_sync
+from data.warehouse import RetryPolicy, Warehouse
+from tests.integration.pg_proxy import RedshiftProxy
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+DSN = os.environ.get("SPOTLIGHT_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+KEY = "bench-sync-extract-key-0123456789abcdefgh"
+SCHEMA = "bench_sync"
+
+
+def load(rows: int) -> float:
+    """(Re)create the schema with ``rows`` views; seconds taken."""
+    started = time.perf_counter()
+    with psycopg.connect(DSN, autocommit=True) as con:
+        con.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+        con.execute(f"CREATE SCHEMA {SCHEMA}")
+        for statement in schema.warehouse_ddl("postgres", SCHEMA):
+            con.execute(statement)
+        # Two years of views, 200k viewers, 5k titles, deterministic.
+        con.execute(
+            f"""INSERT INTO {SCHEMA}.fact_view
+            SELECT g, (CAST(g AS BIGINT) * 7919) %% 200000 + 1, g %% 5000 + 1,
+                   TIMESTAMP '2024-11-01' + (CAST(g AS BIGINT) * 63072000 / %s) * INTERVAL '1 second',
+                   g %% 7200, (ARRAY['tv','mobile','web','tablet','console'])[1 + g %% 5],
+                   (ARRAY['US','DE','GB','FR','BR','IN'])[1 + g %% 6], 0, g %% 3 = 0,
+                   TIMESTAMP '2026-10-01' + (g %% 100000) * INTERVAL '1 second'
+            FROM generate_series(1, %s) g""",
+            (rows, rows),
+        )
+        con.execute(f"ANALYZE {SCHEMA}.fact_view")
+    return time.perf_counter() - started
+
+
+def bump_cursor(step: int) -> None:
+    """1% of the views change: a value, and a cursor past every earlier run's watermark."""
+    with psycopg.connect(DSN, autocommit=True) as con:
+        con.execute(
+            f"UPDATE {SCHEMA}.fact_view SET watch_seconds = watch_seconds + 1, "
+            "updated_at = TIMESTAMP '2026-10-05' + %s * INTERVAL '1 day' "
+            "WHERE view_id %% 100 = %s",
+            (step, step % 100),
+        )
+
+
+def timed_sync(warehouse: Warehouse, store: ExtractStore, full: bool) -> dict[str, Any]:
+    marks: dict[str, float] = {}
+    start = time.perf_counter()
+
+    def progress(event: SyncProgress) -> None:
+        if event.table == "fact_view" or not event.table:
+            marks.setdefault(f"{event.phase}", time.perf_counter() - start)
+
+    result = run_sync(warehouse=warehouse, store=store, full=full, progress=progress)
+    total = time.perf_counter() - start
+    if not result.ok:
+        raise RuntimeError(result.error)
+    views = result.table("fact_view")
+    phases = {
+        "read_s": round(marks.get("merge", 0) - marks.get("schema", 0), 3),
+        "merge_s": round(marks.get("reconcile", 0) - marks.get("merge", 0), 3),
+        "reconcile_s": round(marks.get("table_done", 0) - marks.get("reconcile", 0), 3),
+        "swap_s": round(total - marks.get("swap", total), 3),
+    }
+    return {
+        "seconds": round(total, 3),
+        "rows_read": views.rows_read,
+        "rows_in_extract": views.rows_in_extract,
+        "rows_per_second": round(views.rows_in_extract / total) if full else None,
+        **phases,
+    }
+
+
+def bench(rows: int, drivers: list[str], repeat: int) -> dict[str, Any]:
+    load_s = load(rows)
+    print(f"loaded {rows:,} views in {load_s:.1f}s", flush=True)
+    upstream = urlsplit(DSN)
+    proxy = RedshiftProxy((upstream.hostname or "127.0.0.1", upstream.port or 5432))
+    out: dict[str, Any] = {
+        "rows": rows,
+        "load_seconds": round(load_s, 1),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "duckdb": duckdb.__version__,
+            "note": "2 cores shared with other engineers' work; numbers are noisy",
+        },
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "drivers": {},
+    }
+    step = 0
+    try:
+        for driver in drivers:
+            config = {
+                "host": upstream.hostname,
+                "port": upstream.port or 5432,
+                "database": upstream.path.lstrip("/"),
+                "user": upstream.username or "postgres",
+                "schema": SCHEMA,
+                "driver": driver,
+                "sslmode": "disable",
+            }
+            if driver == "redshift_connector":
+                config.update(host="127.0.0.1", port=proxy.port)
+            warehouse = Warehouse.from_mapping(config, RetryPolicy(attempts=2))
+            fulls, incs = [], []
+            with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
+                store = ExtractStore(Path(tmp) / "extract.duckdb", KEY)
+                for _ in range(repeat):
+                    fulls.append(timed_sync(warehouse, store, full=True))
+                    print(driver, "full", fulls[-1], flush=True)
+                for _ in range(repeat):
+                    step += 1
+                    bump_cursor(step)
+                    incs.append(timed_sync(warehouse, store, full=False))
+                    print(driver, "incremental", incs[-1], flush=True)
+            best_full = min(fulls, key=lambda r: r["seconds"])
+            best_inc = min(incs, key=lambda r: r["seconds"])
+            out["drivers"][driver] = {
+                "full": fulls,
+                "incremental_1pct": incs,
+                "best_full_rows_per_second": best_full["rows_per_second"],
+                "best_full_seconds": best_full["seconds"],
+                "median_full_seconds": round(statistics.median(r["seconds"] for r in fulls), 3),
+                "best_incremental_seconds": best_inc["seconds"],
+                "incremental_over_full": round(best_inc["seconds"] / best_full["seconds"], 3),
+            }
+    finally:
+        proxy.close()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, action="append")
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--drivers", default="adbc,redshift_connector")
+    parser.add_argument("--tag", default="", help="suffix for the results file, e.g. before")
+    args = parser.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    for rows in args.rows or [1_000_000]:
+        result = bench(rows, args.drivers.split(","), args.repeat)
+        name = f"sync-{rows}{'-' + args.tag if args.tag else ''}.json"
+        (RESULTS / name).write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote bench/results/{name}")
+    with psycopg.connect(DSN, autocommit=True) as con:
+        con.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+
+
+if __name__ == "__main__":
+    main()
