@@ -10,6 +10,8 @@ from components.filter_bar import filter_bar, saved_views
 from components.guard import require_page
 from data.comparison import MAX_TITLES
 
+PICKER_TITLES = 1000
+
 ctx, principal = require_page("compare", "⚖️ Compare titles")
 
 st.title("⚖️ Compare titles")
@@ -31,8 +33,16 @@ if catalog.empty:
 names = dict(zip(catalog["title_id"].astype(int), catalog["name"].astype(str), strict=True))
 counts = pd.Series(list(names.values())).value_counts()
 labels = {t: (f"{n} (#{t})" if counts[n] > 1 else n) for t, n in names.items()}
-popular = queries.run(ctx, principal, "titles_in_period", filters, limit=MAX_TITLES)
+# The pickers list the titles most viewed in the period (plus any already picked): a list of
+# every title ever released would be sent to the browser on every run and is slow to search.
+popular = queries.run(ctx, principal, "titles_in_period", filters, limit=PICKER_TITLES)
 popular_ids = [int(t) for t in popular["title_id"] if int(t) in labels]
+
+
+def choices(picked: list[int]) -> list[int]:
+    listed = set(popular_ids)
+    return popular_ids + [t for t in picked if t not in listed]
+
 
 mode = (
     st.segmented_control(
@@ -49,8 +59,8 @@ if mode == "pick":
     if "compare-titles" not in st.session_state or kept != st.session_state["compare-titles"]:
         st.session_state["compare-titles"] = kept or popular_ids[:3]
     ids = st.multiselect(
-        "Titles to compare (type to search)",
-        list(labels),
+        f"Titles to compare (type to search the {PICKER_TITLES:,} most viewed in the period)",
+        choices(st.session_state["compare-titles"]),
         format_func=labels.__getitem__,
         max_selections=MAX_TITLES,
         key="compare-titles",
@@ -60,8 +70,8 @@ else:
     if st.session_state.get("compare-anchor") not in labels:
         st.session_state["compare-anchor"] = popular_ids[0] if popular_ids else next(iter(labels))
     anchor = st.selectbox(
-        "Title (type to search)",
-        list(labels),
+        "Title (type to search; most viewed in the period first)",
+        choices([st.session_state["compare-anchor"]]),
         format_func=labels.__getitem__,
         key="compare-anchor",
     )
@@ -118,16 +128,14 @@ if int(summary["starts"].sum()) == 0:
     )
 
 st.subheader("Side by side")
+# The numbers first, so a phone shows them without scrolling sideways.
 table_columns = {
     "title": st.column_config.TextColumn("Title"),
-    "genre": st.column_config.TextColumn("Genre"),
-    "release_date": st.column_config.DateColumn("Released"),
-    "runtime_min": st.column_config.NumberColumn("Runtime (min)"),
     "views": st.column_config.NumberColumn("Views", format="%.0f"),
-    "starts": st.column_config.NumberColumn("Starts", format="%d"),
     "completion_rate": st.column_config.NumberColumn("Completion", format="percent"),
     "demand_multiplier": st.column_config.NumberColumn("Demand multiplier", format="%.2fx"),
     "staying_power": st.column_config.NumberColumn("Staying power", format="percent"),
+    "starts": st.column_config.NumberColumn("Starts", format="%d"),
 }
 if sees_money:
     table_columns |= {
@@ -136,6 +144,11 @@ if sees_money:
             "Licensing cost per view", format="dollar"
         ),
     }
+table_columns |= {
+    "genre": st.column_config.TextColumn("Genre"),
+    "release_date": st.column_config.DateColumn("Released"),
+    "runtime_min": st.column_config.NumberColumn("Runtime (min)"),
+}
 st.dataframe(
     summary[list(table_columns)],
     hide_index=True,
@@ -182,8 +195,8 @@ charts.line_chart(
     wide,
     x="day",
     series=series,
-    title="Cumulative views by day since release (day 0 = release day)",
-    x_title="Days since release",
+    title="Cumulative views since release",
+    x_title="Days since release (0 = release day)",
     y_title="Cumulative views",
     key="compare-curve",
 )
@@ -195,24 +208,32 @@ st.subheader("Audience mix")
 mix = result["mix"].assign(
     title=result["mix"]["title_id"].map(labels), share=lambda m: m["share"] * 100
 )
-tabs = st.tabs(["By country", "By device", "By age band"])
-for tab, dimension in zip(tabs, ("country", "device", "age_band"), strict=True):
-    with tab:
-        part = mix[mix["dimension"] == dimension]
-        if part.empty:
-            st.info("No starts to break down.")
-            continue
-        top_values = part.groupby("value")["starts"].sum().sort_values(ascending=False).index[:12]
-        charts.heatmap(
-            part[part["value"].isin(top_values)][["title", "value", "share", "starts"]],
-            x="value",
-            y="title",
-            value="share",
-            title=f"Share of each title's starts by {dimension.replace('_', ' ')}",
-            x_title=dimension.replace("_", " ").capitalize(),
-            y_title="Title",
-            value_title="% of starts",
-            key=f"compare-mix-{dimension}",
-            x_order=list(top_values),
-            y_order=list(summary["title"]),
-        )
+# One dimension at a time (not tabs): tabs would draw every heatmap on every run.
+dimension = (
+    st.segmented_control(
+        "Audience by",
+        ["country", "device", "age_band"],
+        default="country",
+        format_func=lambda d: d.replace("_", " ").capitalize(),
+        key="compare-mix-dimension",
+    )
+    or "country"
+)
+part = mix[mix["dimension"] == dimension]
+if part.empty:
+    st.info("No starts to break down.")
+else:
+    top_values = part.groupby("value")["starts"].sum().sort_values(ascending=False).index[:12]
+    charts.heatmap(
+        part[part["value"].isin(top_values)][["title", "value", "share", "starts"]],
+        x="value",
+        y="title",
+        value="share",
+        title=f"Share of each title's starts by {dimension.replace('_', ' ')}",
+        x_title=dimension.replace("_", " ").capitalize(),
+        y_title="Title",
+        value_title="% of starts",
+        key=f"compare-mix-{dimension}",
+        x_order=list(top_values),
+        y_order=list(summary["title"]),
+    )

@@ -152,23 +152,35 @@ else:
             )
             frame = frame.assign(title=frame["title_id"].map(inter_labels))
             names = [inter_labels[t] for t in picked]
-            for column, label, unit, scale in (
-                ("poll_participation", "Poll participation", "% of viewers", 100.0),
-                ("questions", "Q&A volume", "questions", 1.0),
-                ("sentiment", "Reaction sentiment", "mean, -1 to 1", 1.0),
-            ):
-                wide = (
-                    frame.pivot_table(index="week", columns="title", values=column, aggfunc="mean")
-                    .reindex(columns=names)
-                    .mul(scale)
-                    .reset_index()
+            measures = {
+                "poll_participation": ("Poll participation", "% of viewers", 100.0),
+                "questions": ("Q&A volume", "questions", 1.0),
+                "sentiment": ("Reaction sentiment", "mean, -1 to 1", 1.0),
+            }
+            # One measure at a time: three charts on every run cost more than a click.
+            column = (
+                st.segmented_control(
+                    "Measure",
+                    list(measures),
+                    default="poll_participation",
+                    format_func=lambda m: measures[m][0],
+                    key="engagement-interaction-measure",
                 )
-                charts.line_chart(
-                    wide,
-                    x="week",
-                    series=[(n, n) for n in names],
-                    title=f"{label} by week",
-                    x_title="Week starting (UTC)",
-                    y_title=f"{label} ({unit})",
-                    key=f"engagement-{column}",
-                )
+                or "poll_participation"
+            )
+            label, unit, scale = measures[column]
+            wide = (
+                frame.pivot_table(index="week", columns="title", values=column, aggfunc="mean")
+                .reindex(columns=names)
+                .mul(scale)
+                .reset_index()
+            )
+            charts.line_chart(
+                wide,
+                x="week",
+                series=[(n, n) for n in names],
+                title=f"{label} by week",
+                x_title="Week starting (UTC)",
+                y_title=f"{label} ({unit})",
+                key=f"engagement-{column}",
+            )

@@ -76,28 +76,31 @@ charts.line_chart(
 )
 
 st.subheader("Breakdown")
-tabs = st.tabs(["By country", "By device", "By genre"])
-for tab, dimension in zip(tabs, ("country", "device", "genre"), strict=True):
-    with tab:
-        frame = queries.run(
-            ctx,
-            principal,
-            "breakdown",
-            filters,
-            dimension=dimension,
-            metrics=("views", "watch_hours"),
-        )
-        if frame.empty:
-            st.info("Nothing to break down for these filters.")
-            continue
-        charts.bar_chart(
-            frame.head(15),
-            category="label",
-            value="views",
-            title=f"Views by {dimension} (top 15)",
-            value_title="Views (hours viewed ÷ runtime)",
-            key=f"overview-by-{dimension}",
-        )
+# One breakdown at a time (not tabs): tabs would draw all three charts on every run.
+dimension = (
+    st.segmented_control(
+        "Break down by",
+        ["country", "device", "genre"],
+        default="country",
+        format_func=str.capitalize,
+        key="overview-breakdown",
+    )
+    or "country"
+)
+frame = queries.run(
+    ctx, principal, "breakdown", filters, dimension=dimension, metrics=("views", "watch_hours")
+)
+if frame.empty:
+    st.info("Nothing to break down for these filters.")
+else:
+    charts.bar_chart(
+        frame.head(15),
+        category="label",
+        value="views",
+        title=f"Views by {dimension} (top 15)",
+        value_title="Views (hours viewed ÷ runtime)",
+        key=f"overview-by-{dimension}",
+    )
 
 st.subheader("Underperforming titles")
 with st.spinner("Comparing titles with their expected views…"):
@@ -106,7 +109,7 @@ if under.empty:
     st.info("No title is clearly below its expected views in this period.", icon="✅")
 else:
     st.dataframe(
-        under[["name", "genre", "age_band", "views", "expected", "shortfall_pct", "reason"]],
+        under[["name", "reason", "shortfall_pct", "views", "expected", "genre", "age_band"]],
         hide_index=True,
         column_config={
             "name": st.column_config.TextColumn("Title"),
