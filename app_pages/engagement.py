@@ -57,7 +57,7 @@ charts.heatmap(
     x="hour",
     y="weekday_name",
     value=measure,
-    title=f"{measure_label} by day of week and hour, viewer's local time",
+    title=f"{measure_label} by weekday and local hour",
     x_title="Hour of day (viewer's local time)",
     y_title="Day of week",
     value_title=measure_label,
@@ -78,9 +78,8 @@ else:
         x="week",
         y="title",
         value="views",
-        title=f"Views by week since release: titles released in the {RELEASE_WEEKS} weeks "
-        f"to {filters.end:%d %b %Y}",
-        x_title="Week since release (week 0 = release day and the 6 days after)",
+        title="Views by week since release",
+        x_title="Weeks since release",
         y_title="Title",
         value_title="Views",
         key="engagement-release-weeks",
@@ -89,7 +88,11 @@ else:
         fill_value=None,
         aggfunc="mean",
     )
-    st.caption("Blank cells are weeks that had not started by the end of the period.")
+    st.caption(
+        f"Titles released in the {RELEASE_WEEKS} weeks to {filters.end:%d %b %Y}; week 0 is the "
+        "release day and the six days after. Blank cells are weeks that had not started by the "
+        "end of the period."
+    )
 
 st.subheader("Drop-off")
 titles = queries.run(ctx, principal, "titles_in_period", filters, limit=500)
@@ -113,7 +116,7 @@ charts.line_chart(
     shown.rename(columns={"pct": "% of runtime", "still_watching": "still watching (%)"}),
     x="% of runtime",
     series=[("still watching (%)", title_labels[title_id])],
-    title="Share of starts still watching, by % of the runtime",
+    title="Starts still watching by % of runtime",
     x_title="Point in the title (% of runtime)",
     y_title="Starts still watching (%)",
     key="engagement-dropoff",
