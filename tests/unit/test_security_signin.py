@@ -3,12 +3,15 @@ lifts, exact counters under concurrent threads and processes, sign-in alerts."""
 
 from __future__ import annotations
 
-import multiprocessing
+import json
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 from security.alerts import FAILED_SIGNINS, NEW_CLIENT
 from security.service import SIGN_IN_FAILED
+from settings import PROJECT_ROOT
 from tests.unit.security_support import (
     CLIENT,
     PASSWORD,
@@ -159,12 +162,25 @@ def test_counters_are_exact_under_concurrent_processes(tmp_path):
     sec, _ = make_security(tmp_path, **limits)
     add_user(sec, "dana")
     processes, per_process = 4, 15
-    ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(processes) as pool:
-        results = pool.starmap(
-            hammer_failed_signins,
-            [(str(tmp_path), limits, "dana", per_process, CLIENT)] * processes,
+    # Separate interpreters started with an explicit command, not multiprocessing's spawn: spawn
+    # re-imports the parent's __main__, which after an AppTest in the same worker is app.py.
+    script = (
+        "import json, sys\n"
+        "from tests.unit.security_support import hammer_failed_signins\n"
+        "print(json.dumps(hammer_failed_signins(*json.loads(sys.argv[1]))))"
+    )
+    arguments = json.dumps([str(tmp_path), limits, "dana", per_process, CLIENT])
+    running = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, arguments],
+            cwd=PROJECT_ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
         )
+        for _ in range(processes)
+    ]
+    results = [json.loads(proc.communicate(timeout=120)[0]) for proc in running]
+    assert all(proc.returncode == 0 for proc in running)
     total = processes * per_process
     assert [s for r in results for s in r] == ["invalid"] * total
     assert sec.failure_count("signin_user", "dana") == total
