@@ -116,8 +116,7 @@ def sync(
     quiet: bool = typer.Option(False, "--quiet", help="No progress lines (for cron)."),
 ) -> None:
     """Sync the encrypted extract from the warehouse; exit 1 (and alert) when it fails."""
-    from data.sync import run_sync
-    from security.audit import FAILURE, OK
+    from security.operations import audited_sync
     from security.service import Security
     from settings import SettingsError, load_settings
 
@@ -141,22 +140,11 @@ def sync(
         elif not quiet and event.rows and event.rows % 500_000 < 100_000:
             typer.echo(f"[read] {event.message}", err=True)
 
-    result = run_sync(settings, full=full, only=only or None, progress=show)
-    security.audit.record(
-        actor=_cli_actor(),
-        action="sync",
-        target="extract",
-        outcome=OK if result.ok else FAILURE,
-        details=result.audit_record(),
+    result = audited_sync(
+        security, settings, actor=_cli_actor(), full=full, only=only or None, progress=show
     )
     typer.echo("\n".join(result.summary_lines()))
     if not result.ok:
-        security.alerts.raise_alert(
-            "sync_failed",
-            f"Sync failed ({result.error_kind}): {result.error}",
-            severity="critical",
-            dedupe_key=f"sync_failed:{result.error_kind}",
-        )
         raise typer.Exit(1)
 
 
@@ -166,10 +154,10 @@ def erase(
     yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
 ) -> None:
     """GDPR erasure: remove a viewer from every extract table and keep them out of later syncs."""
-    from data.erasure import ErasureError, erase_viewer
+    from data.erasure import ErasureError
     from data.store import ExtractError, store_from_settings
     from data.writer_lock import ExtractBusyError
-    from security.audit import FAILURE, OK
+    from security.operations import audited_erasure
     from security.service import Security
     from settings import SettingsError, load_settings
 
@@ -187,24 +175,12 @@ def erase(
             abort=True,
         )
     try:
-        result = erase_viewer(store, viewer, progress=lambda m: typer.echo(m, err=True))
-    except (ErasureError, ExtractError, ExtractBusyError) as exc:
-        security.audit.record(
-            actor=_cli_actor(),
-            action="gdpr_erasure",
-            target=f"viewer:{viewer}",
-            outcome=FAILURE,
-            details={"error": str(exc)},
+        result = audited_erasure(
+            security, store, viewer, actor=_cli_actor(), progress=lambda m: typer.echo(m, err=True)
         )
+    except (ErasureError, ExtractError, ExtractBusyError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
-    security.audit.record(
-        actor=_cli_actor(),
-        action="gdpr_erasure",
-        target=f"viewer:{viewer}",
-        outcome=OK,
-        details=result.audit_record(),
-    )
     for name, count in result.rows_removed.items():
         typer.echo(f"{name:<20} {count:>8,} rows removed")
     note = " (it was already on the suppression list)" if result.already_suppressed else ""

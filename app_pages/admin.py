@@ -1,4 +1,4 @@
-"""Administration: alerts inbox, audit log, users and roles, sessions (admins only)."""
+"""Administration: alerts, audit log, users and roles, sessions, data sync, erasure (admins only)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import streamlit as st
 
 from components import auth
 from components.context import AppContext
+from components.data_admin import erasure_panel, sync_panel
 from components.guard import require_page
 from components.stepup import step_up_ok
 from security.audit import EVENTS
@@ -251,8 +252,15 @@ def _sessions(ctx: AppContext) -> None:
 
 
 st.title("🛡️ Administration")
-alerts_tab, audit_tab, users_tab, sessions_tab = st.tabs(
-    [f"🚨 Alerts ({ctx.security.alerts.open_count()})", "📜 Audit log", "👥 Users", "🔑 Sessions"]
+alerts_tab, audit_tab, users_tab, sessions_tab, sync_tab, erase_tab = st.tabs(
+    [
+        f"🚨 Alerts ({ctx.security.alerts.open_count()})",
+        "📜 Audit log",
+        "👥 Users",
+        "🔑 Sessions",
+        "🔄 Data sync",
+        "🧹 Erasure",
+    ]
 )
 with alerts_tab:
     _alerts(ctx, principal)
@@ -262,3 +270,7 @@ with users_tab:
     _users(ctx, principal)
 with sessions_tab:
     _sessions(ctx)
+with sync_tab:
+    sync_panel(ctx, principal)
+with erase_tab:
+    erasure_panel(ctx, principal)

@@ -1,0 +1,160 @@
+"""The admin page's data section: sync status, "Run sync", and GDPR erasure."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from components import auth
+from components.context import AppContext
+from components.stepup import step_up_ok
+from data.erasure import ErasureError
+from data.extract_specs import SPECS
+from data.store import ExtractError
+from data.sync import SyncProgress, sync_status
+from data.writer_lock import ExtractBusyError
+from security.operations import audited_erasure, audited_sync
+from security.permissions import Principal
+
+ERASE_PENDING_KEY = "erase-pending"
+
+
+def sync_panel(ctx: AppContext, principal: Principal) -> None:
+    status = sync_status(ctx.store)
+    if status.last_sync_at:
+        mode = "full" if status.last_sync_full else "incremental"
+        st.write(
+            f"Last successful sync: **{status.last_sync_at}** ({mode}) from `{status.source}`."
+        )
+    else:
+        st.write(f"The extract was built from `{status.source}`; it has not been synced yet.")
+    if status.tables:
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "table": t.table,
+                        "rows": t.rows,
+                        "watermark": t.watermark,
+                        "synced at": t.synced_at,
+                        "mode": t.mode,
+                    }
+                    for t in status.tables
+                ]
+            ),
+            hide_index=True,
+        )
+    st.caption(
+        f"{status.suppressed_viewers:,} erased viewer(s) on the suppression list. Failed runs are in the audit log."
+    )
+    if ctx.settings.demo_mode:
+        st.info(
+            "No warehouse is configured, so the app runs on the demo extract and there is nothing to sync. "
+            "Set `[connections.warehouse]` in `.streamlit/secrets.toml` (see the example file).",
+            icon="ℹ️",
+        )
+        return
+    left, right = st.columns(2)
+    full = left.toggle("Full refresh (re-read every table)", key="sync-full")
+    only = right.multiselect(
+        "Only these tables",
+        [spec.name for spec in SPECS],
+        key="sync-only",
+        placeholder="All tables",
+    )
+    if not st.button(
+        "🔄 Run sync", key="sync-run", type="primary", disabled=not principal.can("run_sync")
+    ):
+        return
+    with st.status("Syncing from the warehouse…", expanded=True) as box:
+        bar = st.progress(0.0, text="Connecting…")
+
+        def progress(event: SyncProgress) -> None:
+            bar.progress(min(max(event.fraction or 0.0, 0.0), 1.0), text=event.message[:200])
+
+        result = audited_sync(
+            ctx.security,
+            ctx.settings,
+            actor=principal.username,
+            client=auth.client_id(),
+            full=full,
+            only=only or None,
+            progress=progress,
+        )
+        st.code("\n".join(result.summary_lines()), language=None)
+        box.update(
+            label="Sync finished" if result.ok else "Sync failed",
+            state="complete" if result.ok else "error",
+        )
+    if result.ok:
+        st.success(
+            f"Sync succeeded in {result.seconds:.1f}s; dashboards show the new data now.", icon="✅"
+        )
+    else:
+        st.error(
+            f"Sync failed ({result.error_kind}): {result.error} The previous extract is still in use.",
+            icon="🛑",
+        )
+
+
+def erasure_panel(ctx: AppContext, principal: Principal) -> None:
+    st.write(
+        "Remove one viewer's rows from every table of the extract, keep them out of every later sync, "
+        "and rewrite the file so the bytes are gone. Viewers are identified by their pseudonymous key."
+    )
+    with st.form("erase-form"):
+        text = st.text_input("Viewer key", placeholder="e.g. 4611686018427387904")
+        confirmed = st.checkbox(
+            "I understand this removes the viewer's data everywhere and cannot be undone."
+        )
+        requested = st.form_submit_button("🧹 Erase viewer")
+    if requested:
+        cleaned = text.strip()
+        if not cleaned.isdigit() or int(cleaned) >= 2**63:
+            st.error(
+                "A viewer key is a whole number between 0 and 9,223,372,036,854,775,807.", icon="⚠️"
+            )
+            return
+        if not confirmed:
+            st.error("Tick the box to confirm the erasure.", icon="⚠️")
+            return
+        st.session_state[ERASE_PENDING_KEY] = int(cleaned)
+    pending = st.session_state.get(ERASE_PENDING_KEY)
+    if pending is None:
+        return
+    st.write(f"Erasing viewer **{pending}**.")
+    if not step_up_ok(ctx, principal, "erase_viewer", key="erase"):
+        return
+    st.session_state.pop(ERASE_PENDING_KEY, None)
+    with st.status(f"Erasing viewer {pending}…", expanded=True) as box:
+        try:
+            result = audited_erasure(
+                ctx.security,
+                ctx.store,
+                pending,
+                actor=principal.username,
+                client=auth.client_id(),
+                progress=lambda message: st.write(message),
+            )
+        except (ErasureError, ExtractError, ExtractBusyError) as exc:
+            box.update(label="Erasure failed", state="error")
+            st.error(f"The erasure did not happen: {exc} The extract is unchanged.", icon="🛑")
+            return
+        box.update(label="Erasure complete", state="complete", expanded=False)
+    # Cached query results are keyed by the extract file, which was rewritten; clearing also frees
+    # the memory the old results held.
+    st.cache_data.clear()
+    if result.total_removed:
+        st.success(
+            f"Viewer {pending} erased: {result.total_removed:,} rows removed in {result.seconds:.1f}s; "
+            "the key is on the suppression list.",
+            icon="✅",
+        )
+    else:
+        st.success(
+            f"No rows held viewer {pending}; the key is on the suppression list now.", icon="✅"
+        )
+    st.dataframe(
+        pd.DataFrame([{"table": t, "rows removed": n} for t, n in result.rows_removed.items()]),
+        hide_index=True,
+    )

@@ -1,0 +1,85 @@
+"""Operator actions that change the extract, each audited the same way from the CLI and the app.
+
+A sync and an erasure are recorded in the audit log whatever their outcome, a failed sync raises
+an alert to admins, and an erasure's failure is recorded before the error reaches the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from data.erasure import ErasureResult, erase_viewer
+from data.store import ExtractStore
+from data.sync import ProgressCallback, SyncResult, run_sync
+from security.alerts import SYNC_FAILED
+from security.audit import FAILURE, OK
+from security.service import Security
+from settings import Settings
+
+ERASE_ACTION = "viewer.erase"
+
+
+def audited_sync(
+    security: Security,
+    settings: Settings,
+    *,
+    actor: str,
+    client: str = "",
+    full: bool = False,
+    only: Sequence[str] | None = None,
+    progress: ProgressCallback | None = None,
+) -> SyncResult:
+    """Run a sync, audit it, and alert admins when it failed; the result (never raises for a
+    failed sync)."""
+    result = run_sync(settings, full=full, only=list(only) if only else None, progress=progress)
+    security.audit.record(
+        actor=actor,
+        action="sync",
+        target="extract",
+        client=client,
+        outcome=OK if result.ok else FAILURE,
+        details=result.audit_record(),
+    )
+    if not result.ok:
+        security.alerts.raise_alert(
+            SYNC_FAILED,
+            f"Sync failed ({result.error_kind}): {result.error}",
+            severity="critical",
+            dedupe_key=f"{SYNC_FAILED}:{result.error_kind}",
+        )
+    return result
+
+
+def audited_erasure(
+    security: Security,
+    store: ExtractStore,
+    viewer_key: int,
+    *,
+    actor: str,
+    client: str = "",
+    progress: Callable[[str], None] | None = None,
+) -> ErasureResult:
+    """Erase a viewer (data.erasure.erase_viewer) and audit it; a failure is audited, then
+    re-raised unchanged."""
+    target = f"viewer:{viewer_key}"
+    try:
+        result = erase_viewer(store, viewer_key, progress=progress)
+    except Exception as exc:
+        security.audit.record(
+            actor=actor,
+            action=ERASE_ACTION,
+            target=target,
+            client=client,
+            outcome=FAILURE,
+            details={"error": str(exc)[:300]},
+        )
+        raise
+    security.audit.record(
+        actor=actor,
+        action=ERASE_ACTION,
+        target=target,
+        client=client,
+        outcome=OK,
+        details=result.audit_record(),
+    )
+    return result
