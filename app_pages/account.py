@@ -11,7 +11,7 @@ from security.passwords import PasswordPolicyError
 from security.permissions import ROLE_LABELS
 from security.users import UserError
 
-ctx, principal = require_page("account", "👤 My account")
+ctx, principal = require_page("account", "👤 My account", needs_data=False)
 
 st.title("👤 My account")
 st.markdown(

@@ -18,7 +18,7 @@ from security.passwords import PasswordPolicyError
 from security.permissions import ROLE_LABELS, ROLES, Principal, RoleError
 from security.users import User, UserError
 
-ctx, principal = require_page("admin", "🛡️ Administration")
+ctx, principal = require_page("admin", "🛡️ Administration", needs_data=False)
 
 
 def _alerts(ctx: AppContext, principal: Principal) -> None:

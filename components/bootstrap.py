@@ -25,12 +25,9 @@ def ensure_extract(ctx: AppContext) -> None:
             st.stop()
         return
     if not ctx.settings.demo_mode:
-        st.error(
-            "There is no extract yet. An administrator runs the first sync with "
-            "`python cli.py sync --full`; the dashboards appear when it has finished.",
-            icon="⏳",
-        )
-        st.stop()
+        # Sign-in and the admin page work without data, so an admin can run the first sync;
+        # the data pages say there is nothing to show yet (components.guard).
+        return
     from data.demo import ensure_demo_extract
 
     with st.status("Preparing the demo data (first start only)…", expanded=True) as status:

@@ -21,7 +21,9 @@ ERASE_PENDING_KEY = "erase-pending"
 
 def sync_panel(ctx: AppContext, principal: Principal) -> None:
     status = sync_status(ctx.store)
-    if status.last_sync_at:
+    if not ctx.store.exists():
+        st.warning("There is no extract yet: run the first sync to bring the data in.", icon="⏳")
+    elif status.last_sync_at:
         mode = "full" if status.last_sync_full else "incremental"
         st.write(
             f"Last successful sync: **{status.last_sync_at}** ({mode}) from `{status.source}`."

@@ -10,11 +10,14 @@ from components.text import md_escape
 from security.permissions import AccessDenied, Principal, require
 
 
-def require_page(page_id: str, title: str) -> tuple[AppContext, Principal]:
+def require_page(
+    page_id: str, title: str, *, needs_data: bool = True
+) -> tuple[AppContext, Principal]:
     """The context and principal if this page may be shown; otherwise draw why not and stop.
 
     A principal without the grant gets a "no access" page (audited); one whose 2FA is still
-    owed in this tab gets the code form, then the page. Nothing after this call runs for them.
+    owed in this tab gets the code form, then the page. A page that ``needs_data`` says so when
+    no extract exists yet. Nothing after this call runs for them.
     """
     ctx = app_context()
     principal = auth.principal_for_run()
@@ -29,6 +32,14 @@ def require_page(page_id: str, title: str) -> tuple[AppContext, Principal]:
             no_access(ctx, principal, page_id)
         st.stop()
     assert principal is not None  # require() lets no signed-out principal through
+    if needs_data and not ctx.store.exists():
+        st.title(title)
+        st.info(
+            "There is no data yet: the first sync from the warehouse has not run. An administrator "
+            "starts it under Administration → Data sync, or with `python cli.py sync --full`.",
+            icon="⏳",
+        )
+        st.stop()
     return ctx, principal
 
 

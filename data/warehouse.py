@@ -146,6 +146,8 @@ class WarehouseConfig:
                     values["sslmode"] = unquote(value)
                 elif name == "connect_timeout":
                     values["connect_timeout"] = int(value)
+                elif name == "schema":
+                    values["schema"] = unquote(value)
         for name in ("host", "database", "password", "schema", "sslmode"):
             if config.get(name) not in (None, ""):
                 values[name] = str(config[name])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pyotp
@@ -16,6 +17,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from components import context
+from components.context import app_context
 from security.clock import FakeClock
 from security.demo import DEMO_PASSWORD
 from settings import PROJECT_ROOT
@@ -92,3 +94,21 @@ def sign_in(at: AppTest, username: str, password: str = DEMO_PASSWORD) -> AppTes
 
 def signed_in_app(username: str) -> AppTest:
     return sign_in(new_app().run(), username)
+
+
+@contextmanager
+def app_environment(**values: str) -> Iterator[None]:
+    """Run AppTests under other settings: set environment variables, rebuild the app context,
+    and put both back afterwards."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    app_context.clear()
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        app_context.clear()

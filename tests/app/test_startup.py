@@ -2,33 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 
 from components.context import app_context
-from tests.app.conftest import new_app, sign_in, texts
+from tests.app.conftest import app_environment, new_app, sign_in, texts
 
 STRONG = "correct horse battery staple"
-
-
-@contextmanager
-def _environment(**values: str) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    app_context.clear()
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        app_context.clear()
 
 
 @pytest.mark.parametrize(
@@ -36,7 +17,7 @@ def _environment(**values: str) -> Iterator[None]:
     [("some_signature_key", "published sample key"), ("short-key", "too short")],
 )
 def test_a_sample_or_short_cookie_key_stops_the_app(key, reason):
-    with _environment(SPOTLIGHT_COOKIE_KEY=key):
+    with app_environment(SPOTLIGHT_COOKIE_KEY=key):
         at = new_app().run()
     assert any(reason in e for e in texts(at, "error")), texts(at, "error")
     assert not [t for t in at.text_input if t.label == "Username"], "no sign-in form is offered"
@@ -45,7 +26,7 @@ def test_a_sample_or_short_cookie_key_stops_the_app(key, reason):
 def test_a_wrong_extract_key_stops_the_app_with_the_fix():
     new_app().run()  # the demo extract exists, built with this install's key
     assert app_context().store.exists()
-    with _environment(SPOTLIGHT_EXTRACT_KEY="w" * 40):
+    with app_environment(SPOTLIGHT_EXTRACT_KEY="w" * 40):
         at = new_app().run()
     errors = " ".join(texts(at, "error"))
     assert "extract key does not open" in errors, errors

@@ -1,0 +1,47 @@
+"""An admin runs the first sync from the app, against PostgreSQL playing Redshift."""
+
+from __future__ import annotations
+
+import pytest
+
+from components.context import app_context
+from security.audit import OK
+from tests.app.conftest import app_environment, has_widget, new_app, sign_in, texts, widget
+from tests.integration.conftest import EXTRACT_KEY
+
+pytestmark = pytest.mark.integration
+STRONG = "correct horse battery staple"
+
+
+def test_an_admin_runs_the_first_sync_from_the_app(loaded, tmp_path):
+    url = f"{loaded.dsn}?sslmode=disable&schema={loaded.schema}"
+    with app_environment(
+        SPOTLIGHT_WAREHOUSE_URL=url,
+        SPOTLIGHT_DATA_DIR=str(tmp_path / "data"),
+        SPOTLIGHT_EXTRACT_KEY=EXTRACT_KEY,
+        SPOTLIGHT_COOKIE_KEY="c" * 40,
+        SPOTLIGHT_APP_KEY="a" * 40,
+    ):
+        app_context().security.users.add("ops", STRONG, ["admin"], display_name="Ops")
+        at = sign_in(new_app().run(), "ops", STRONG)
+        assert any("no data yet" in i for i in texts(at, "info")), (
+            "no extract before the first sync"
+        )
+        assert not at.metric
+
+        at.switch_page("app_pages/admin.py").run()
+        assert any("no extract yet" in w for w in texts(at, "warning"))
+        widget(at, "button", "🔄 Run sync").click().run()
+        assert not at.exception
+        assert any("Sync succeeded" in s for s in texts(at, "success")), texts(at, "error")
+        assert app_context().store.exists()
+        [record] = app_context().security.audit.list(action="sync", actor="ops")
+        assert record.outcome == OK
+
+        at.switch_page("app_pages/overview.py").run()
+        assert at.metric, "the dashboards show the synced data"
+        assert not has_widget(at, "button", "🔄 Run sync")
+        counts = (
+            app_context().store.cursor().execute("SELECT count(*) FROM fact_view").fetchone()[0]
+        )
+        assert counts == loaded.sql("SELECT count(*) FROM fact_view")[0][0]
