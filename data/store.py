@@ -18,6 +18,7 @@ import contextlib
 import glob
 import hashlib
 import os
+import shutil
 import threading
 import uuid
 from collections.abc import Iterator, Mapping
@@ -144,8 +145,10 @@ class ExtractStore:
         be encrypted, fsynced and renamed over the live file in one atomic step. If the block
         raises, or the process dies, the live extract is untouched and the partial file removed
         (or left as an orphan ``.building`` file that the next build sweeps away).
-        ``copy_current`` starts the new extract as a copy of the live one (incremental sync,
-        erasure); the live one is then attached read-only as ``previous`` for the block's use.
+        ``copy_current`` starts the new extract as a byte copy of the live file (incremental
+        sync): the same key opens it and nothing is decrypted on the way, so the copy costs what
+        copying the file costs. Rows the block deletes may keep their bytes in the copy's blocks,
+        so an erasure must not use it: it writes fresh tables instead (data.erasure).
         """
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._sweep_orphans()
@@ -155,21 +158,16 @@ class ExtractStore:
         con = _new_instance()
         try:
             self._prepare_writer(con)
-            _attach(con, building, self._key, read_only=False)
             if copy_current:
                 if not self.exists():
                     raise ExtractError(f"There is no extract at {self.path} to start from.")
-                con.execute(
-                    f"ATTACH {_sql_string(str(self.path))} AS previous "
-                    f"(ENCRYPTION_KEY {_sql_string(self._key)}, READ_ONLY)"
-                )
-                con.execute(f"COPY FROM DATABASE previous TO {EXTRACT_ALIAS}")
-            else:
+                # Every build ends with a checkpoint, so the live file holds everything (no WAL).
+                shutil.copyfile(self.path, building)
+            _attach(con, building, self._key, read_only=False)
+            if not copy_current:
                 for statement in schema.extract_ddl():
                     con.execute(statement)
             yield con
-            if copy_current:
-                con.execute("DETACH previous")
             con.execute("CHECKPOINT")
             con.execute("USE memory")
             con.execute(f"DETACH {EXTRACT_ALIAS}")
