@@ -6,24 +6,12 @@ import pandas as pd
 import streamlit as st
 
 from components import charts, queries
-from components.filter_bar import filter_bar, saved_views
-from components.guard import require_page
+from components.dashboard import dashboard_page
 from data.comparison import MAX_TITLES
 
 PICKER_TITLES = 1000
 
-ctx, principal = require_page("compare", "⚖️ Compare titles")
-
-st.title("⚖️ Compare titles")
-bounds = queries.data_bounds(ctx)
-if bounds is None:
-    st.info("The extract has no view sessions yet. Run a sync, or build the demo data.", icon="📭")
-    st.stop()
-first_day, last_day = bounds
-options = queries.run(ctx, principal, "dimension_options")
-filters = filter_bar(
-    last_day, first_day, options, views=saved_views(ctx), username=principal.username
-)
+ctx, principal, filters = dashboard_page("compare", "⚖️ Compare titles")
 sees_money = principal.can("see_money")
 
 catalog = queries.run(ctx, principal, "title_catalog")

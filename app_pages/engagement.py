@@ -6,22 +6,10 @@ import pandas as pd
 import streamlit as st
 
 from components import charts, queries
-from components.filter_bar import filter_bar, saved_views
-from components.guard import require_page
+from components.dashboard import dashboard_page
 from data.engagement import HOURS, RELEASE_WEEKS, WEEKDAYS, interaction_note
 
-ctx, principal = require_page("engagement", "🔥 Engagement")
-
-st.title("🔥 Engagement")
-bounds = queries.data_bounds(ctx)
-if bounds is None:
-    st.info("The extract has no view sessions yet. Run a sync, or build the demo data.", icon="📭")
-    st.stop()
-first_day, last_day = bounds
-options = queries.run(ctx, principal, "dimension_options")
-filters = filter_bar(
-    last_day, first_day, options, views=saved_views(ctx), username=principal.username
-)
+ctx, principal, filters = dashboard_page("engagement", "🔥 Engagement")
 
 
 def unique_labels(frame: pd.DataFrame) -> dict[int, str]:

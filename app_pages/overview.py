@@ -5,23 +5,11 @@ from __future__ import annotations
 import streamlit as st
 
 from components import charts, queries
-from components.filter_bar import filter_bar, saved_views
-from components.guard import require_page
+from components.dashboard import dashboard_page
 from components.kpi import kpi_cards
 from data.metrics import METRICS, OVERVIEW_KPIS, OVERVIEW_MONEY_KPIS, visible_metrics
 
-ctx, principal = require_page("overview", "📊 Overview")
-
-st.title("📊 Overview")
-bounds = queries.data_bounds(ctx)
-if bounds is None:
-    st.info("The extract has no view sessions yet. Run a sync, or build the demo data.", icon="📭")
-    st.stop()
-first_day, last_day = bounds
-options = queries.run(ctx, principal, "dimension_options")
-filters = filter_bar(
-    last_day, first_day, options, views=saved_views(ctx), username=principal.username
-)
+ctx, principal, filters = dashboard_page("overview", "📊 Overview")
 
 sees_money = principal.can("see_money")
 kpi_ids = OVERVIEW_KPIS + (OVERVIEW_MONEY_KPIS if sees_money else ())

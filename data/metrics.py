@@ -50,6 +50,7 @@ import pandas as pd
 
 from data.derived import max_viewer_idx
 from data.filters import DIMENSIONS, Filters, Scope
+from data.view_filters import DV_VIEW_COLUMNS
 
 Grain = Literal["day", "week", "month"]
 GRAINS: tuple[str, ...] = ("day", "week", "month")
@@ -355,15 +356,7 @@ _FLOW_FAMILIES: dict[str, _Family] = {
         _Family(
             "view",
             "dv_view",
-            {
-                "country": "country",
-                "device": "device",
-                "genre": "genre",
-                "kind": "kind",
-                "creator": "creator_id",
-                "plan": "plan",
-                "age_band": "age_band",
-            },
+            dict(DV_VIEW_COLUMNS),
             "creator_id",
             {
                 "starts": "count(*)",
