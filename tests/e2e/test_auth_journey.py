@@ -92,6 +92,8 @@ def test_deep_link_while_signed_out_lands_on_the_page_aftersign_in(app_server, p
     screenshot(page, "auth-06-deep-link-admin")
 
 
+# The sample key is short on purpose: that is what an attacker would sign with.
+@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 def test_a_cookie_forged_with_the_sample_key_is_refused(app_server, browser):
     context = browser.new_context(viewport=DESKTOP)
     tab = context.new_page()
