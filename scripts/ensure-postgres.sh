@@ -2,6 +2,10 @@
 # Make sure a PostgreSQL server answers at SPOTLIGHT_TEST_PG_DSN's host (default 127.0.0.1:5432),
 # starting the machine's cluster, or installing PostgreSQL from Debian, when it does not.
 set -euo pipefail
+if [ -z "${SUDO+x}" ]; then
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO="sudo"
+fi
 host=${SPOTLIGHT_TEST_PG_HOST:-127.0.0.1}
 port=${SPOTLIGHT_TEST_PG_PORT:-5432}
 ready() { pg_isready -q -h "$host" -p "$port" 2>/dev/null; }
