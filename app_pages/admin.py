@@ -186,7 +186,7 @@ def _change_user(
                         user.username, new_roles, actor=principal.username, client=client
                     )
                     st.session_state.pop("roles-pending", None)
-                    st.success("Roles saved; the user's sessions were signed out.", icon="✅")
+                    st.success("Roles saved; they apply from the user's next page load.", icon="✅")
         elif action == "Creator scope":
             text = st.text_input(
                 "Creator ids",

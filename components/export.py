@@ -16,7 +16,7 @@ import streamlit as st
 from components import auth
 from data.export import to_csv_bytes, to_excel_bytes
 from security.permissions import Principal
-from security.service import Security
+from security.service import ExportRefused, Security
 
 FORMATS: dict[str, tuple[str, str, str]] = {
     # fmt: (button label, file extension, MIME type)
@@ -43,14 +43,33 @@ def prepare_export(
     return to_csv_bytes(frame) if fmt == "csv" else to_excel_bytes(frame, target)
 
 
+def export_for_session(
+    security: Security,
+    session_token: str,
+    frame: pd.DataFrame,
+    *,
+    fmt: str,
+    target: str,
+    client: str,
+) -> bytes:
+    """The export, for whoever the session is *now*: a session signed out, idle or disabled since
+    the button was drawn gets ``ExportRefused``, and changed roles apply."""
+    principal = security.resolve(session_token)
+    if principal is None:
+        raise ExportRefused(target, "signed_out")
+    return prepare_export(security, principal, frame, fmt=fmt, target=target, client=client)
+
+
 def _deferred(
-    security: Security, principal: Principal, frame: pd.DataFrame, fmt: str, target: str
+    security: Security, frame: pd.DataFrame, fmt: str, target: str
 ) -> Callable[[], bytes]:
     client = auth.client_id()
+    token = st.session_state.get(auth.TOKEN_KEY, "")
     snapshot = frame.copy()
 
     def build() -> bytes:
-        return prepare_export(security, principal, snapshot, fmt=fmt, target=target, client=client)
+        # Runs when the button is clicked, possibly long after the page was drawn.
+        return export_for_session(security, token, snapshot, fmt=fmt, target=target, client=client)
 
     return build
 
@@ -70,7 +89,7 @@ def export_buttons(
         label, extension, mime = FORMATS[fmt]
         column.download_button(
             label,
-            _deferred(security, principal, frame, fmt, name),
+            _deferred(security, frame, fmt, name),
             file_name=f"{key}.{extension}",
             mime=mime,
             key=f"dl-{fmt}-{key}",

@@ -100,7 +100,7 @@ def release_weeks(
     ids = [int(t) for t in top.index]
     if not ids:
         return pd.DataFrame(columns=columns)
-    info = _title_info(cursor, ids)
+    info = _title_info(cursor, ids, scope)
     grid = pd.MultiIndex.from_product([ids, range(weeks)], names=["title_id", "week"])
     out = (
         frame.astype({"title_id": "int64", "week": "int64"})
@@ -187,7 +187,7 @@ def titles_in_period(
     ).df()
     if frame.empty:
         return pd.DataFrame(columns=["title_id", "name", "kind", "views", "starts"])
-    info = _title_info(cursor, [int(t) for t in frame["title_id"]])
+    info = _title_info(cursor, [int(t) for t in frame["title_id"]], scope)
     out = frame.astype({"title_id": "int64"}).merge(
         info[["title_id", "name", "kind"]], on="title_id", how="left"
     )
@@ -237,7 +237,7 @@ def interaction_titles(
     ).df()
     if frame.empty:
         return pd.DataFrame(columns=columns)
-    info = _title_info(cursor, [int(t) for t in frame["title_id"]])
+    info = _title_info(cursor, [int(t) for t in frame["title_id"]], scope)
     out = frame.astype({"title_id": "int64"}).merge(info[["title_id", "name"]], on="title_id")
     return out[columns]
 
@@ -268,6 +268,11 @@ def interactions_by_week(
     ]
     ids = [int(t) for t in title_ids][:10]
     if not ids or interaction_note(filters):
+        return pd.DataFrame(columns=columns)
+    # Titles come from the caller: keep only those the scope may see, before any row is built.
+    visible = set(_title_info(cursor, ids, scope)["title_id"])
+    ids = [t for t in ids if t in visible]
+    if not ids:
         return pd.DataFrame(columns=columns)
     marks = ", ".join("?" * len(ids))
     week_sql = "greatest(CAST(date_trunc('week', {col}) AS DATE), CAST(? AS DATE))"
@@ -304,7 +309,7 @@ def interactions_by_week(
     out["sentiment"] = out["sentiment"].astype("float64")
     out["poll_participation"] = out["poll_viewers"] / out["viewers"].where(out["viewers"] > 0)
     out = out.reset_index()
-    info = _title_info(cursor, ids)
+    info = _title_info(cursor, ids, scope)
     out = out.merge(info[["title_id", "name"]], on="title_id", how="inner")
     return out[columns]
 
@@ -313,13 +318,15 @@ def _days(filters: Filters) -> list[date]:
     return [filters.start + timedelta(days=i) for i in range(filters.days)]
 
 
-def _title_info(cursor: duckdb.DuckDBPyConnection, ids: list[int]) -> pd.DataFrame:
+def _title_info(cursor: duckdb.DuckDBPyConnection, ids: list[int], scope: Scope) -> pd.DataFrame:
+    """Names and attributes of those of ``ids`` the scope may see (never other creators')."""
     marks = ", ".join("?" * len(ids))
+    scope_sql, scope_params = scope.where("creator_id")
     return (
         cursor.execute(
             "SELECT title_id, name, kind, genre, release_date, runtime_min, creator_id "
-            f"FROM dim_title WHERE title_id IN ({marks})",
-            ids,
+            f"FROM dim_title WHERE title_id IN ({marks}) AND {scope_sql}",
+            [*ids, *scope_params],
         )
         .df()
         .astype({"title_id": "int64"})

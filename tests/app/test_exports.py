@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from components.context import app_context
-from components.export import prepare_export
+from components.export import export_for_session, prepare_export
 from security.permissions import EXPORT_ROW_CAPS, Principal
 from security.service import ExportRefused
 from tests.app.conftest import new_app, sign_in, texts
@@ -91,3 +91,17 @@ def test_chart_tables_offer_downloads_only_to_roles_that_may_export(clock):
     assert analyst.get("download_button"), "an analyst can download chart data"
     assert not partner.get("download_button")
     assert "Downloads are not available for your role." in texts(partner, "caption")
+
+
+def test_a_download_clicked_after_sign_out_is_refused(clock):
+    at = sign_in(new_app().run(), "analyst")
+    token = at.session_state["session_token"]
+    sec = app_context().security
+    frame = pd.DataFrame({"a": [1, 2]})
+    assert export_for_session(sec, token, frame, fmt="csv", target="t", client=CLIENT)
+    sec.revoke(token)
+    before = len(sec.audit.list(action="export", actor="analyst", limit=10_000))
+    with pytest.raises(ExportRefused):
+        export_for_session(sec, token, frame, fmt="csv", target="t", client=CLIENT)
+    after = sec.audit.list(action="export", actor="analyst", limit=10_000)
+    assert len(after) == before, "nothing is exported, so nothing is recorded as exported"

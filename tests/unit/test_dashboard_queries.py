@@ -314,3 +314,14 @@ def test_title_period_stats(cursor, ref):
     c = cur[cur["title_id"] == title_id]
     for r in countries[countries["title_id"] == title_id].itertuples():
         assert r.starts_cur == (c["country"] == r.country).sum()
+
+
+def test_interactions_by_week_never_names_titles_outside_the_scope(cursor):
+    filters = Filters.for_preset("last_90_days", END)
+    top = engagement.interaction_titles(cursor, filters, ALL, limit=5)
+    ids = tuple(int(t) for t in top["title_id"])
+    creators = dict(cursor.execute("SELECT title_id, creator_id FROM dim_title").fetchall())
+    mine = Scope.creators([creators[ids[0]]])
+    got = engagement.interactions_by_week(cursor, filters, mine, ids)
+    assert set(got["title_id"]) == {t for t in ids if creators[t] == creators[ids[0]]}
+    assert engagement.interactions_by_week(cursor, filters, Scope.creators([]), ids).empty

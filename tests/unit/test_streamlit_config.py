@@ -1,0 +1,19 @@
+"""The Streamlit configuration keeps the app's security promises."""
+
+from __future__ import annotations
+
+import tomllib
+
+from settings import PROJECT_ROOT
+
+CONFIG = tomllib.loads((PROJECT_ROOT / ".streamlit" / "config.toml").read_text())
+
+
+def test_tables_have_no_unaudited_csv_download():
+    # SECURITY.md #10, #11: every export goes through components/export.py.
+    assert CONFIG["client"]["disableDataExport"] is True
+
+
+def test_errors_do_not_reveal_internals_and_xsrf_protection_stays_on():
+    assert CONFIG["client"]["showErrorDetails"] == "none"
+    assert CONFIG["server"]["enableXsrfProtection"] is True
