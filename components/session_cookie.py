@@ -19,19 +19,38 @@ import contextlib
 from datetime import datetime, timedelta
 from typing import Any
 
+import extra_streamlit_components as stx
 import jwt
 import streamlit as st
 from streamlit_authenticator.models.cookie_model import CookieModel
+
+# Set once this tab has asked the browser to store the cookie (it is not in this tab's request
+# headers until the next page load).
+ISSUED_KEY = "cookie_issued"
 
 
 class SessionCookie(CookieModel):
     """One per script run (the cookie component may be drawn only once per run)."""
 
     def __init__(self, name: str, key: str, expiry_days: float):
-        st.session_state.setdefault("logout", None)  # read by CookieModel.get_cookie
-        super().__init__(cookie_name=name, cookie_key=key, cookie_expiry_days=expiry_days)
+        # Not CookieModel.__init__: it draws the cookie component on every run only to list the
+        # cookies, a browser round trip that reruns the whole page once more on every fresh load.
+        # Cookies are read from the request headers; the component is drawn only to write.
+        self.cookie_name = name
+        self.cookie_key = key
+        self.cookie_expiry_days = expiry_days
+        self.token = None
+        self.exp_date = None
+        self._manager: stx.CookieManager | None = None
         self._session_token: str | None = None
         self._username: str | None = None
+
+    @property
+    def cookie_manager(self) -> stx.CookieManager:
+        """The library's cookie component, drawn on first use in this run."""
+        if self._manager is None:
+            self._manager = stx.CookieManager(key="spotlight-cookies")
+        return self._manager
 
     def read(self) -> tuple[str, str] | None:
         """(username, session token) from a valid, unexpired, correctly signed cookie, else None."""
@@ -62,6 +81,7 @@ class SessionCookie(CookieModel):
         """Send the browser a signed cookie for this session."""
         self._username = username
         self._session_token = session_token
+        st.session_state[ISSUED_KEY] = True
         self.exp_date = self._set_exp_date()
         self.cookie_manager.set(
             self.cookie_name,
@@ -73,10 +93,7 @@ class SessionCookie(CookieModel):
 
     def clear(self) -> None:
         """Ask the browser to drop the cookie (the session is revoked on the server regardless)."""
-        if (
-            self.cookie_name in self.cookie_manager.cookies
-            or self.cookie_name in st.context.cookies
-        ):
+        if self.cookie_name in st.context.cookies or st.session_state.get(ISSUED_KEY):
             # The component's own list may not hold the cookie yet (it answers a run late), and
             # its delete() then fails after having sent the delete; the delete is what matters.
             with contextlib.suppress(KeyError):

@@ -26,6 +26,7 @@ import contextlib
 import logging
 import random
 import re
+import struct
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -248,6 +249,10 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, TransientWarehouseError):
         return True
     if isinstance(exc, (ConnectionError, TimeoutError, BrokenPipeError, EOFError)):
+        return True
+    if isinstance(exc, struct.error):
+        # redshift_connector parses the wire protocol with struct: a connection cut in the
+        # middle of a message surfaces as a short buffer ("unpack requires a buffer of ...").
         return True
     state = _sqlstate(exc)
     if state and state.startswith(_TRANSIENT_SQLSTATES):

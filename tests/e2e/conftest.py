@@ -162,6 +162,7 @@ def screenshot(tab: Page, name: str) -> Path:
     return path
 
 
+SESSION_COOKIE = "spotlight_auth"  # the cookie_name setting's default
 # TOTP secrets of demo accounts enrolled through the browser in this test process.
 _TOTP_SECRETS: dict[str, str] = {}
 _LAST_CODE: dict[str, str] = {}
@@ -188,3 +189,10 @@ def sign_in(tab: Page, username: str, password: str = DEMO_PASSWORD) -> None:
         tab.get_by_role("button", name="Verify").click()
         tab.locator('[data-testid="stSidebar"]').wait_for()
     wait_for_app(tab)
+    # The cookie component writes the session cookie a moment after the sign-in run; a test that
+    # navigates (page.goto) before then would start a signed-out session.
+    deadline = time.monotonic() + 30
+    while not any(c["name"] == SESSION_COOKIE for c in tab.context.cookies()):
+        if time.monotonic() > deadline:
+            raise TimeoutError("the session cookie was not set within 30 s of signing in")
+        tab.wait_for_timeout(100)

@@ -15,10 +15,10 @@ import jwt
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
-from tests.e2e.conftest import DESKTOP, screenshot, sign_in, wait_for_app
+from tests.e2e.conftest import DESKTOP, SESSION_COOKIE, screenshot, sign_in, wait_for_app
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
-COOKIE = "spotlight_auth"
+
 SAMPLE_KEY = "some_signature_key"  # the key in streamlit-authenticator's published example config
 
 
@@ -26,7 +26,7 @@ def _session_cookie(context: BrowserContext, timeout: float = 15) -> dict | None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for cookie in context.cookies():
-            if cookie["name"] == COOKIE:
+            if cookie["name"] == SESSION_COOKIE:
                 return cookie
         time.sleep(0.2)
     return None

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import struct
+
 import pytest
 
 from data.warehouse import (
@@ -9,6 +11,7 @@ from data.warehouse import (
     WarehouseConfig,
     WarehouseConfigError,
     WarehouseError,
+    is_transient,
     redact,
     with_retries,
 )
@@ -111,3 +114,13 @@ def test_only_transient_errors_are_retried():
 def test_backoff_is_bounded():
     policy = RetryPolicy(attempts=10, base_delay=1, max_delay=5)
     assert all(0.5 <= policy.delay(n) <= 5 for n in range(1, 10))
+
+
+def test_a_message_cut_short_by_a_dropped_connection_is_transient():
+    # What redshift_connector raises when the socket closes in the middle of a message.
+    try:
+        struct.unpack("!i", b"\x00\x00")
+    except struct.error as exc:
+        cut = exc
+    assert is_transient(cut)
+    assert not is_transient(ValueError("a bad value is not a connection problem"))
