@@ -107,12 +107,13 @@ def _forget_session(notice: str | None = None) -> None:
 
 
 def persist_cookie_if_pending(ctx: AppContext) -> None:
-    """Write the sign-in cookie on the first run after a completed sign-in."""
-    if st.session_state.pop(COOKIE_PENDING_KEY, False):
-        principal = _CURRENT.get()
-        token = st.session_state.get(TOKEN_KEY)
-        if principal is not None and token:
-            _cookie(ctx).issue(principal.username, token)
+    """Write the sign-in cookie after a completed sign-in, run after run until the browser has."""
+    if not st.session_state.get(COOKIE_PENDING_KEY):
+        return
+    principal = _CURRENT.get()
+    token = st.session_state.get(TOKEN_KEY)
+    if principal is None or not token or _cookie(ctx).issue(principal.username, token):
+        st.session_state.pop(COOKIE_PENDING_KEY, None)
 
 
 def sign_out(ctx: AppContext, principal: Principal) -> None:

@@ -16,6 +16,7 @@ run after sign-in, not in the sign-in run that ends with ``st.rerun()``.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -77,19 +78,28 @@ class SessionCookie(CookieModel):
             return None
         return username, token
 
-    def issue(self, username: str, session_token: str) -> None:
-        """Send the browser a signed cookie for this session."""
+    def issue(self, username: str, session_token: str) -> bool:
+        """Ask the browser to store a signed cookie for this session; True once it has.
+
+        Call it on every run until it returns True: the browser answers a run later, and a rerun
+        in between would otherwise remove the component before it had written anything.
+        """
         self._username = username
         self._session_token = session_token
         st.session_state[ISSUED_KEY] = True
         self.exp_date = self._set_exp_date()
-        self.cookie_manager.set(
-            self.cookie_name,
-            self._token_encode(),
-            key="spotlight-cookie-set",
-            expires_at=datetime.now() + timedelta(days=self.cookie_expiry_days),
-            same_site="strict",
+        expires = datetime.now() + timedelta(days=self.cookie_expiry_days)
+        # The library's set() drops the component's answer; call the component itself. The key
+        # names the session, so an answer given for an earlier session never counts for this one.
+        answer = self.cookie_manager.cookie_manager(
+            method="set",
+            cookie=self.cookie_name,
+            value=self._token_encode(),
+            options={"path": "/", "expires": expires.isoformat(), "sameSite": "strict"},
+            key="spotlight-cookie-set-" + hashlib.sha256(session_token.encode()).hexdigest()[:12],
+            default=False,
         )
+        return answer is True
 
     def clear(self) -> None:
         """Ask the browser to drop the cookie (the session is revoked on the server regardless)."""
