@@ -17,7 +17,8 @@ compute their control totals the same way.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -25,6 +26,7 @@ from data import schema
 from data.schema import Column, Table
 
 Mode = Literal["incremental", "full"]
+_MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
 Side = Literal["warehouse", "duckdb"]
 
 # The warehouse-side table of suppressed (erased) viewer keys: a temporary table of the sync's
@@ -50,6 +52,33 @@ class Partition:
         if self.kind == "bucket":
             return f"MOD({alias}.{self.column}, {int(self.buckets)})"
         return "'*'"
+
+    def ranges(self, partitions: Sequence[str]) -> list[tuple[str, str]]:
+        """[start, end) bounds of the partition column covering ``partitions``, one per run of
+        consecutive months, as 'YYYY-MM-DD' text; empty when the partitions are not months.
+
+        The bounds only restate what the partition list says (a month is exactly the rows from
+        its first day to the next month's first day), so adding them to a query changes no
+        result; they let the warehouse skip blocks: Redshift's zone maps on the sort key, an
+        index in PostgreSQL, DuckDB's min/max per row group.
+        """
+        if self.kind != "month":
+            return []
+        months: list[tuple[int, int]] = []
+        for p in sorted(set(partitions)):
+            if not _MONTH.fullmatch(p):
+                return []
+            months.append((int(p[:4]), int(p[5:])))
+        runs: list[tuple[str, str]] = []
+        for year, month in months:
+            start = f"{year:04d}-{month:02d}-01"
+            after = (year + month // 12, month % 12 + 1)
+            end = f"{after[0]:04d}-{after[1]:02d}-01"
+            if runs and runs[-1][1] == start:
+                runs[-1] = (runs[-1][0], end)
+            else:
+                runs.append((start, end))
+        return runs
 
 
 @dataclass(frozen=True)
@@ -142,12 +171,16 @@ class ExtractSpec:
         suppress: bool,
         partitions: int | None = None,
         dedup: bool = False,
+        ranges: int = 0,
     ) -> str:
         """Row count and control totals per partition of the source, as the extract should hold.
 
-        With ``partitions``, only the partitions bound as ``$1..$n`` are described. With
-        ``dedup``, rows are de-duplicated on the primary key first (Redshift does not enforce
-        primary keys, so the source may hold several versions of a row).
+        With ``partitions``, only the partitions bound as ``$1..$n`` are described; with
+        ``ranges`` as well, ``$n+1..$n+2*ranges`` bind the [start, end) bounds of
+        :meth:`Partition.ranges`, so the warehouse reads only those blocks (bind
+        :meth:`stats_params`). With ``dedup``, rows are de-duplicated on the primary key first
+        (Redshift does not enforce primary keys, so the source may hold several versions of a
+        row).
         """
         if self.is_aggregate:
             source = (
@@ -157,11 +190,17 @@ class ExtractSpec:
         else:
             source = self._source(source_schema)
             where = self._where(source_schema, incremental=False, suppress=suppress)
-        return _stats_sql(self, source, where, "warehouse", partitions, dedup)
+        return _stats_sql(self, source, where, "warehouse", partitions, dedup, ranges)
 
-    def extract_stats_sql(self, partitions: int | None = None) -> str:
+    def extract_stats_sql(self, partitions: int | None = None, ranges: int = 0) -> str:
         """The same statistics over the extract table in DuckDB (``?`` placeholders)."""
-        return _stats_sql(self, self.name, "1 = 1", "duckdb", partitions, False)
+        return _stats_sql(self, self.name, "1 = 1", "duckdb", partitions, False, ranges)
+
+    def stats_params(self, partitions: Sequence[str]) -> tuple[int, list[str]]:
+        """For a statistics query limited to ``partitions``: the number of ranges to render,
+        and the values to bind (the partitions, then each range's start and end)."""
+        ranges = self.partition.ranges(partitions)
+        return len(ranges), [*partitions, *(bound for r in ranges for bound in r)]
 
     def columns_sql(self) -> str:
         """The source table's columns as the warehouse describes them ($1 schema, $2 table)."""
@@ -205,7 +244,13 @@ def _totals(column: Column, side: Side, alias: str) -> list[str]:
 
 
 def _stats_sql(
-    spec: ExtractSpec, source: str, where: str, side: Side, partitions: int | None, dedup: bool
+    spec: ExtractSpec,
+    source: str,
+    where: str,
+    side: Side,
+    partitions: int | None,
+    dedup: bool,
+    ranges: int = 0,
 ) -> str:
     """Per partition: partition key as text, row count, then the control totals of each column.
 
@@ -221,6 +266,23 @@ def _stats_sql(
             else ", ".join(f"${i + 1}" for i in range(partitions))
         )
         where = f"{where} AND {part} IN ({marks or 'NULL'})"
+        if ranges and spec.partition.kind == "month":
+            # Sargable bounds next to the IN, which nothing can prune: each month run as
+            # column >= start AND column < end, OR'd (see Partition.ranges).
+            column = spec.partition.column
+            kind = "DATE" if spec.table.column(column).type == "date" else "TIMESTAMP"
+            first = partitions
+            bounds = []
+            for i in range(ranges):
+                lo, hi = (
+                    ("?", "?")
+                    if side == "duckdb"
+                    else (f"${first + 2 * i + 1}", f"${first + 2 * i + 2}")
+                )
+                bounds.append(
+                    f"(src.{column} >= CAST({lo} AS {kind}) AND src.{column} < CAST({hi} AS {kind}))"
+                )
+            where = f"{where} AND ({' OR '.join(bounds)})"
     if dedup:
         keys = ", ".join(f"src.{k}" for k in spec.primary_key)
         source = (
@@ -416,6 +478,14 @@ def warehouse_statements(source_schema: str = "public") -> list[str]:
             statements.append(spec.source_stats_sql(source_schema, suppress=suppress))
             statements.append(
                 spec.source_stats_sql(source_schema, suppress=suppress, partitions=2, dedup=True)
+            )
+            statements.append(
+                spec.source_stats_sql(
+                    source_schema, suppress=suppress, partitions=3, dedup=True, ranges=2
+                )
+            )
+            statements.append(
+                spec.source_stats_sql(source_schema, suppress=suppress, partitions=3, ranges=2)
             )
             for incremental in (False, True):
                 statements.append(

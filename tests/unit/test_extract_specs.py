@@ -101,3 +101,33 @@ def test_statistics_count_and_total_per_month_in_duckdb():
     assert january[1] == 2  # rows
     assert january[2] == 3  # sum of payout_id
     assert str(january[5]) == "14.75"  # sum of amount, exact
+
+
+def test_month_ranges_cover_exactly_the_partitions_in_runs():
+    part = SPECS_BY_NAME["fact_view"].partition
+    assert part.ranges(["2025-11", "2025-12", "2026-01", "2026-03"]) == [
+        ("2025-11-01", "2026-02-01"),
+        ("2026-03-01", "2026-04-01"),
+    ]
+    assert part.ranges([]) == []
+    assert part.ranges(["2026-13"]) == [], "anything but months: no ranges, the IN alone"
+    assert SPECS_BY_NAME["dim_viewer"].partition.ranges(["3"]) == []
+
+
+def test_range_bounded_statistics_equal_the_unbounded_ones_in_duckdb():
+    con = duckdb.connect()
+    spec = SPECS_BY_NAME["fact_view"]
+    con.execute(spec.table.ddl("duckdb"))
+    con.execute(
+        "INSERT INTO fact_view SELECT g, g % 7, g % 5, TIMESTAMP '2025-10-15' + g * INTERVAL 6 HOUR, "
+        "g, 'tv', 'US', 0, g % 2 = 0, TIMESTAMP '2026-06-01' FROM range(1, 2000) t(g)"
+    )
+    wanted = ["2025-10", "2025-11", "2026-01", "2026-03"]
+    plain = con.execute(spec.extract_stats_sql(len(wanted)), wanted).fetchall()
+    ranges, params = spec.stats_params(wanted)
+    assert ranges == 3
+    bounded = con.execute(spec.extract_stats_sql(len(wanted), ranges), params).fetchall()
+    assert bounded == plain and len(plain) == 4
+    sql = spec.source_stats_sql("analytics", suppress=True, partitions=len(wanted), ranges=ranges)
+    assert "src.started_at >= CAST($5 AS TIMESTAMP)" in sql
+    assert "src.started_at < CAST($10 AS TIMESTAMP)" in sql

@@ -31,3 +31,15 @@ def test_every_table_has_a_primary_key_and_a_cursor_column():
 def test_viewer_tables_are_exactly_those_with_a_viewer_key():
     with_key = {t.name for t in schema.TABLES if "viewer_key" in t.column_names}
     assert {t.name for t in schema.VIEWER_TABLES} == with_key
+
+
+def test_postgres_ddl_indexes_the_sort_key_and_the_cursor():
+    statements = schema.warehouse_ddl("postgres", "wh")
+    assert (
+        "CREATE INDEX IF NOT EXISTS fact_view_sort_idx ON wh.fact_view (started_at)" in statements
+    )
+    assert (
+        "CREATE INDEX IF NOT EXISTS fact_view_updated_at_idx ON wh.fact_view (updated_at)"
+        in statements
+    )
+    assert not [s for s in schema.warehouse_ddl("redshift", "wh") if "INDEX" in s]
