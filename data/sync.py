@@ -40,7 +40,7 @@ import duckdb
 import pyarrow as pa
 
 from data import extract_specs
-from data.derived import build_derived
+from data.derived import WHOLE, Change, build_derived, refresh_derived
 from data.erasure import (
     SUPPRESSION_TABLE,
     ensure_suppression_table,
@@ -113,6 +113,8 @@ class TableResult:
     seconds: float = 0.0
     attempts: int = 0
     error: str = ""
+    # Seconds per step of the last attempt (schema, read, merge, reconcile), for benchmarks.
+    phases: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -128,6 +130,11 @@ class SyncResult:
     error: str = ""
     error_kind: str = ""
     generation: str = ""
+    # Seconds per step of the whole sync (copy, tables, derived, meta, swap), for benchmarks.
+    phases: dict[str, float] = field(default_factory=dict)
+    # What an incremental sync did to each derived table (kept, refreshed, appended, rebuilt).
+    derived: dict[str, str] = field(default_factory=dict)
+    derived_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -359,8 +366,20 @@ def _sync(
     copy = from_warehouse and not (full and not partial)
     suppressed = suppression_list(store.cursor()) if store.exists() else []
     source = _Source(warehouse, [key for key, _ in suppressed])
+    phases = result.phases
+    mark = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal mark
+        now = time.perf_counter()
+        phases[name] = round(phases.get(name, 0.0) + now - mark, 3)
+        mark = now
+
     try:
         with store.build(copy_current=copy) as con:
+            lap("copy" if copy else "create")
+            # What each table's sync changed (absent: nothing), for the derived tables.
+            changes: dict[str, Change] = {}
             ensure_suppression_table(con)
             if not copy and suppressed:
                 # A full rebuild starts from empty tables: carry the suppression list over.
@@ -383,7 +402,12 @@ def _sync(
                     number: int, spec=spec, mode=mode, watermark=watermark, tr=table_result
                 ):
                     tr.attempts = number
-                    return _sync_table(con, source, spec, mode, watermark, tr, say, options)
+                    change = _sync_table(
+                        con, source, spec, mode, watermark, tr, say, options, track=copy
+                    )
+                    changes.pop(spec.name, None)
+                    if change is not None:
+                        changes[spec.name] = change
 
                 try:
                     _with_table_retries(attempt, source, spec, say, options.retry)
@@ -403,8 +427,14 @@ def _sync(
                         (i + 1) / len(specs),
                     )
                 )
-            say(SyncProgress("derived", message="rebuilding derived tables", fraction=1.0))
-            build_derived(con)
+            lap("tables")
+            if copy:
+                say(SyncProgress("derived", message="refreshing derived tables", fraction=1.0))
+                result.derived = refresh_derived(con, changes, result.derived_seconds)
+            else:
+                say(SyncProgress("derived", message="building derived tables", fraction=1.0))
+                build_derived(con)
+            lap("derived")
             meta: dict[str, object] = {
                 "source": "warehouse",
                 "warehouse": warehouse.describe(),
@@ -419,7 +449,9 @@ def _sync(
                     meta[_WATERMARK + tr.table] = tr.watermark_after
             meta.update(_data_bounds(con))
             write_meta(con, meta)
+            lap("meta")
             say(SyncProgress("swap", message="writing and swapping in the encrypted extract"))
+        lap("swap")
     finally:
         source.close()
 
@@ -537,34 +569,58 @@ def _sync_table(
     tr: TableResult,
     say: ProgressCallback,
     options: SyncOptions,
-) -> None:
+    track: bool = False,
+) -> Change | None:
     """One attempt at one table, all or nothing: the DuckDB transaction rolls back on failure.
 
     A full read streams straight into the (emptied) table; an incremental read goes to a
-    staging table first and is merged. Once the rows are in, the warehouse computes its
-    per-partition statistics (same snapshot, same connection) in a thread while DuckDB
-    de-duplicates, merges and computes its own.
+    staging table first and is merged. Once the rows to merge are known, the warehouse computes
+    its per-partition statistics (same snapshot, same connection) in a thread while DuckDB
+    merges and computes its own.
+
+    With ``track`` (a build that starts from the live extract), returns how the table changed,
+    for the incremental refresh of the derived tables: None when no row changed.
     """
     session = source.open()
     table = _ident(spec.name)
     stage = _ident(f"spotlight_stage_{spec.name}")
+    old = _ident(f"spotlight_old_{spec.name}")
+    prev = _ident(f"spotlight_prev_{spec.name}")
     suppress = bool(source.suppressed) and bool(spec.viewer_column)
     full = mode == "full"
+    # A table re-read whole each time is small (spec.mode "full"): compare it with its previous
+    # rows. A forced full re-read of a large table is not compared: it counts as all changed.
+    diff_full = track and full and spec.mode == "full"
     target = table if full else stage
     con.execute("BEGIN TRANSACTION")
     in_snapshot = False
     pending: _Background | None = None
+    tr.phases = {}
+    mark = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal mark
+        now = time.perf_counter()
+        tr.phases[name] = round(now - mark, 3)
+        mark = now
+
     try:
         session.execute(extract_specs.SNAPSHOT_SQL)
         in_snapshot = True
         say(SyncProgress("schema", spec.name, message=f"{spec.name}: checking source columns"))
         _check_drift(session, spec)
+        lap("schema")
 
         params: list[Any] = []
         if not full:
             params = [datetime.fromisoformat(str(watermark)) - options.overlap]
         sql = spec.select_sql(session.config.schema, incremental=not full, suppress=suppress)
+        held = 0
         if full:
+            if diff_full:
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {prev} AS SELECT * FROM {table}")
+            elif track:
+                held = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
             con.execute(f"DELETE FROM {table}")
         else:
             con.execute(f"CREATE OR REPLACE TEMP TABLE {stage} AS SELECT * FROM {table} LIMIT 0")
@@ -583,39 +639,46 @@ def _sync_table(
             say(SyncProgress("read", spec.name, rows, f"{spec.name}: {rows:,} rows read"))
         tr.rows_read = rows
         high = con.execute(f"SELECT max({_ident(spec.cursor)}) FROM {target}").fetchone()[0]
+        lap("read")
 
         say(SyncProgress("merge", spec.name, rows, f"{spec.name}: merging"))
         tr.rows_suppressed = _drop_suppressed(con, spec, target)
-        partitions = None if full else _touched(con, spec, table, stage)
+        partitions: list[str] | None = None
+        if not full:
+            tr.duplicates_dropped = _prepare_merge(con, spec, table, stage, old)
+            partitions = _touched(con, spec, stage, old)
         if partitions == []:
             theirs: dict[str, tuple[str, ...]] | None = {}
         else:
+            ranges, bound = spec.stats_params(partitions) if partitions else (0, [])
             stats_sql = spec.source_stats_sql(
                 session.config.schema,
                 suppress=suppress,
                 partitions=None if partitions is None else len(partitions),
+                ranges=ranges,
             )
-            pending = _Background(lambda: session.fetch_rows(stats_sql, partitions or []))
+            pending = _Background(lambda: session.fetch_rows(stats_sql, bound))
             theirs = None
         if full:
             tr.duplicates_dropped = _dedup_in_place(con, spec, table)
         else:
-            _merge(con, spec, table, stage, tr)
+            _apply_merge(con, spec, table, stage, old)
+        lap("merge")
 
         say(SyncProgress("reconcile", spec.name, rows, f"{spec.name}: reconciling"))
-        ours = (
-            _stats(
-                con.execute(
-                    spec.extract_stats_sql(None if partitions is None else len(partitions)),
-                    partitions or [],
-                ).fetchall()
+        ours: dict[str, tuple[str, ...]] = {}
+        if partitions is None:
+            ours = _stats(con.execute(spec.extract_stats_sql()).fetchall())
+        elif partitions:
+            ranges, bound = spec.stats_params(partitions)
+            ours = _stats(
+                con.execute(spec.extract_stats_sql(len(partitions), ranges), bound).fetchall()
             )
-            if partitions != []
-            else {}
-        )
+        lap("extract_stats")
         if pending is not None:
             theirs = _stats(pending.result())
             pending = None
+        lap("source_stats_wait")
         _reconcile(session, spec, suppress, theirs or {}, ours, tr)
         session.execute(extract_specs.COMMIT_SQL)
         in_snapshot = False
@@ -623,9 +686,23 @@ def _sync_table(
         candidates = [w for w in (watermark, high and high.isoformat()) if w]
         tr.watermark_after = max(candidates, key=datetime.fromisoformat) if candidates else None
         tr.rows_in_extract = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-        if not full:
-            con.execute(f"DROP TABLE {stage}")
+        change: Change | None = None
+        if not track:
+            if not full:
+                con.execute(f"DROP TABLE {stage}")
+                con.execute(f"DROP TABLE {old}")
+        elif diff_full:
+            change = _diff(con, table, prev, stage, old)
+        elif full:
+            # (An incremental table without a watermark was empty; still empty, it is unchanged.)
+            change = WHOLE if held or tr.rows_in_extract else None
+        elif partitions:
+            # The staged rows (changed or added) and the old versions they replaced stay, as
+            # temporary tables of this build, for the derived tables' refresh.
+            change = Change(old=old, new=stage)
         con.execute("COMMIT")
+        lap("finish")
+        return change
     except BaseException:
         if pending is not None:
             with contextlib.suppress(BaseException):
@@ -636,6 +713,23 @@ def _sync_table(
             with contextlib.suppress(WarehouseError):
                 source.session.execute("ROLLBACK")  # type: ignore[union-attr]
         raise
+
+
+def _diff(
+    con: duckdb.DuckDBPyConnection, table: str, prev: str, new: str, old: str
+) -> Change | None:
+    """How a table re-read whole changed: rows gone or changed, rows added or changed."""
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {old} AS SELECT * FROM {prev} EXCEPT SELECT * FROM {table}"
+    )
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {new} AS SELECT * FROM {table} EXCEPT SELECT * FROM {prev}"
+    )
+    con.execute(f"DROP TABLE {prev}")
+    (changed,) = con.execute(
+        f"SELECT (SELECT count(*) FROM {old}) + (SELECT count(*) FROM {new})"
+    ).fetchone()
+    return Change(old=old, new=new) if changed else None
 
 
 def _check_drift(session: WarehouseSession, spec: ExtractSpec) -> None:
@@ -660,19 +754,13 @@ def _drop_suppressed(con: duckdb.DuckDBPyConnection, spec: ExtractSpec, stage: s
     return int(removed[0]) if removed else 0
 
 
-def _touched(
-    con: duckdb.DuckDBPyConnection, spec: ExtractSpec, table: str, stage: str
-) -> list[str]:
+def _touched(con: duckdb.DuckDBPyConnection, spec: ExtractSpec, stage: str, old: str) -> list[str]:
     """Partitions an incremental merge changes: where the new rows go, and where the rows
     they replace were (a row may move to another month)."""
-    part_new = spec.partition.sql("duckdb", "s")
-    part_old = spec.partition.sql("duckdb", "t")
-    on = spec.replace_on if spec.merge == "replace" else spec.primary_key
-    match = " AND ".join(f"t.{_ident(c)} = s.{_ident(c)}" for c in on)
     rows = con.execute(
-        f"SELECT DISTINCT CAST({part_new} AS VARCHAR) FROM {stage} AS s "
-        f"UNION SELECT DISTINCT CAST({part_old} AS VARCHAR) FROM {table} AS t "
-        f"WHERE EXISTS (SELECT 1 FROM {stage} AS s WHERE {match})"
+        f"SELECT DISTINCT CAST({spec.partition.sql('duckdb', 's')} AS VARCHAR) FROM {stage} AS s "
+        f"UNION SELECT DISTINCT CAST({spec.partition.sql('duckdb', 't')} AS VARCHAR) "
+        f"FROM {old} AS t"
     ).fetchall()
     return sorted(str(r[0]) for r in rows)
 
@@ -700,32 +788,84 @@ def _dedup_in_place(con: duckdb.DuckDBPyConnection, spec: ExtractSpec, table: st
     return int(extra)
 
 
-def _merge(
-    con: duckdb.DuckDBPyConnection,
-    spec: ExtractSpec,
-    table: str,
-    stage: str,
-    tr: TableResult,
-) -> None:
-    """Merge the staged rows into the table, de-duplicated on the primary key."""
-    keys = [_ident(k) for k in spec.primary_key]
-    cursor = _ident(spec.cursor)
-    tr.duplicates_dropped = _dedup_in_place(con, spec, stage)
+def _prepare_merge(
+    con: duckdb.DuckDBPyConnection, spec: ExtractSpec, table: str, stage: str, old: str
+) -> int:
+    """First half of a merge: leave in ``stage`` only the rows that change the table, and in
+    ``old`` the table's rows they replace (with their rowid); the number of duplicates dropped.
+
+    The table is scanned once, to find the rows the staged keys match. A staged row older than
+    the extract's copy is dropped (the latest version wins), and so is one identical to it: the
+    overlap window re-reads rows that have not changed, and they change nothing.
+    """
+    duplicates = _dedup_in_place(con, spec, stage)
     if spec.merge == "replace":
         match = " AND ".join(f"t.{_ident(c)} = s.{_ident(c)}" for c in spec.replace_on)
         con.execute(
-            f"DELETE FROM {table} AS t WHERE EXISTS (SELECT 1 FROM {stage} AS s WHERE {match})"
+            f"CREATE OR REPLACE TEMP TABLE {old} AS SELECT t.*, t.rowid AS spotlight_rowid "
+            f"FROM {table} AS t WHERE EXISTS (SELECT 1 FROM {stage} AS s WHERE {match})"
         )
-        con.execute(f"INSERT INTO {table} SELECT * FROM {stage}")
-        return
-    match = " AND ".join(f"t.{k} = s.{k}" for k in keys)
-    # The latest version wins: a staged row older than the extract's copy is dropped.
-    con.execute(
-        f"DELETE FROM {stage} AS s WHERE EXISTS (SELECT 1 FROM {table} AS t "
-        f"WHERE {match} AND t.{cursor} > s.{cursor})"
+        return duplicates
+    match = " AND ".join(f"t.{_ident(k)} = s.{_ident(k)}" for k in spec.primary_key)
+    cursor = _ident(spec.cursor)
+    same = " AND ".join(
+        f"t.{_ident(c.name)} IS NOT DISTINCT FROM s.{_ident(c.name)}" for c in spec.columns
     )
-    con.execute(f"DELETE FROM {table} AS t WHERE EXISTS (SELECT 1 FROM {stage} AS s WHERE {match})")
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {old} AS SELECT t.*, t.rowid AS spotlight_rowid "
+        f"FROM {table} AS t WHERE EXISTS (SELECT 1 FROM {stage} AS s WHERE {match})"
+    )
+    con.execute(
+        f"DELETE FROM {stage} AS s WHERE EXISTS (SELECT 1 FROM {old} AS t "
+        f"WHERE {match} AND (t.{cursor} > s.{cursor} OR ({same})))"
+    )
+    con.execute(
+        f"DELETE FROM {old} AS t WHERE NOT EXISTS (SELECT 1 FROM {stage} AS s WHERE {match})"
+    )
+    return duplicates
+
+
+def _apply_merge(
+    con: duckdb.DuckDBPyConnection, spec: ExtractSpec, table: str, stage: str, old: str
+) -> None:
+    """Second half of a merge: replace the rows in ``old`` (by rowid) with those in ``stage``."""
+    con.execute(f"DELETE FROM {table} WHERE rowid IN (SELECT spotlight_rowid FROM {old})")
+    con.execute(f"ALTER TABLE {old} DROP COLUMN spotlight_rowid")
     con.execute(f"INSERT INTO {table} SELECT * FROM {stage}")
+
+
+def merge_rows(con: duckdb.DuckDBPyConnection, spec: ExtractSpec, rows: str) -> Change | None:
+    """Merge the rows of table ``rows`` (the spec's columns) into the spec's table as an
+    incremental sync does, without a warehouse; how the table changed (None: not at all).
+
+    For tests of what depends on the merge (the derived tables' refresh).
+    """
+    table = _ident(spec.name)
+    stage = _ident(f"spotlight_stage_{spec.name}")
+    old = _ident(f"spotlight_old_{spec.name}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {stage} AS SELECT * FROM {rows}")
+    _prepare_merge(con, spec, table, stage, old)
+    if not _touched(con, spec, stage, old):
+        return None
+    _apply_merge(con, spec, table, stage, old)
+    return Change(old=old, new=stage)
+
+
+def reload_rows(con: duckdb.DuckDBPyConnection, spec: ExtractSpec, rows: str) -> Change | None:
+    """Replace the spec's table with the rows of table ``rows`` as a sync of a table re-read
+    whole does; how the table changed (None: not at all). For tests, like :func:`merge_rows`."""
+    table = _ident(spec.name)
+    prev = _ident(f"spotlight_prev_{spec.name}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {prev} AS SELECT * FROM {table}")
+    con.execute(f"DELETE FROM {table}")
+    con.execute(f"INSERT INTO {table} SELECT * FROM {rows}")
+    return _diff(
+        con,
+        table,
+        prev,
+        _ident(f"spotlight_stage_{spec.name}"),
+        _ident(f"spotlight_old_{spec.name}"),
+    )
 
 
 def _reconcile(

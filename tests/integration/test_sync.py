@@ -22,6 +22,7 @@ from data.erasure import erase_viewer, suppressed_keys
 from data.extract_specs import FACT_VIEW_DAILY_SPEC
 from data.sync import SyncOptions, run_sync, sync_status
 from tests.integration.conftest import EXTRACT_KEY
+from tests.unit.test_derived_refresh import assert_derived_equal
 
 pytestmark = pytest.mark.integration
 
@@ -114,6 +115,54 @@ def test_incremental_sync_takes_inserts_updates_and_late_rows(loaded, store, mak
     assert views.rows_read >= 6
     assert views.watermark_after == (watermark + timedelta(minutes=6)).isoformat()
     assert_extract_equals_source(loaded, store)
+
+
+def test_incremental_sync_refreshes_derived_tables_to_equal_a_full_build(
+    loaded, store, make_warehouse
+):
+    first = _sync(loaded, store, make_warehouse)
+    later = datetime.fromisoformat(first.table("fact_view").watermark_after) + timedelta(hours=1)
+    # Views of the last days change (one moves a day earlier, one to another viewer), a view
+    # arrives from a viewer not yet in dim_viewer, a viewer changes plan, a title its genre.
+    loaded.sql(
+        "UPDATE fact_view SET watch_seconds = watch_seconds + 11, updated_at = %s, "
+        "started_at = CASE WHEN view_id %% 2 = 0 THEN started_at - interval '1 day' "
+        "ELSE started_at END WHERE view_id IN "
+        "(SELECT view_id FROM fact_view ORDER BY started_at DESC LIMIT 20)",
+        (later,),
+    )
+    loaded.sql(
+        "UPDATE fact_view SET viewer_key = (SELECT max(viewer_key) FROM dim_viewer), "
+        "updated_at = %s WHERE view_id = (SELECT max(view_id) FROM fact_view)",
+        (later,),
+    )
+    loaded.sql(
+        "INSERT INTO fact_view SELECT view_id + 40000000, 4242424242, title_id, started_at, "
+        "watch_seconds, device, country, tz_offset_min, completed, %s FROM fact_view "
+        "ORDER BY started_at DESC LIMIT 3",
+        (later,),
+    )
+    loaded.sql(
+        "UPDATE dim_viewer SET plan = CASE WHEN plan = 'premium' THEN 'basic' ELSE 'premium' END, "
+        "updated_at = %s WHERE viewer_key = (SELECT min(viewer_key) FROM dim_viewer)",
+        (later,),
+    )
+    loaded.sql(
+        "UPDATE dim_title SET genre = 'Documentary', updated_at = %s "
+        "WHERE title_id = (SELECT title_id FROM fact_view ORDER BY started_at DESC LIMIT 1)",
+        (later,),
+    )
+    second = _sync(loaded, store, make_warehouse)
+    assert second.table("fact_view").mode == "incremental"
+    assert second.derived["dv_viewer_index"] == "appended"
+    assert second.derived["dv_view"].startswith("refreshed"), second.derived
+    assert_extract_equals_source(loaded, store)
+    assert_derived_equal(store.cursor())
+
+    # Nothing changed since: every derived table is kept as it is.
+    third = _sync(loaded, store, make_warehouse)
+    assert set(third.derived.values()) == {"kept"}, third.derived
+    assert_derived_equal(store.cursor())
 
 
 def test_duplicate_keys_at_the_source_keep_the_latest_version(loaded, store, make_warehouse):
