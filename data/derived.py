@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-import time
+import time as clock
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, time
 
 import duckdb
 
@@ -317,6 +318,10 @@ class DayRefresh:
     # The column the statement's day comes from: bounded by the first and last changed day as
     # well, so that DuckDB skips row groups by their min/max (an IN on CAST(...) cannot).
     bounds: str = ""
+    # The bounds are bound as timestamps for a TIMESTAMP column: compared with a DATE value,
+    # DuckDB casts every row instead of skipping row groups (measured: 0.4 s against 3 ms on
+    # 10M views).
+    bounds_timestamp: bool = False
 
 
 @dataclass(frozen=True)
@@ -334,6 +339,7 @@ REFRESH: dict[str, Rule] = {
     "dv_view": DayRefresh(
         where="CAST(v.started_at AS DATE) IN (SELECT day FROM {days})",
         bounds="v.started_at",
+        bounds_timestamp=True,
         inputs={
             "fact_view": RowDays("CAST(started_at AS DATE)"),
             "dv_viewer_index": Appended(),
@@ -362,6 +368,7 @@ REFRESH: dict[str, Rule] = {
     "dv_revenue": DayRefresh(
         where="CAST(r.occurred_at AS DATE) IN (SELECT day FROM {days})",
         bounds="r.occurred_at",
+        bounds_timestamp=True,
         inputs={
             "fact_revenue": RowDays("CAST(occurred_at AS DATE)"),
             "dim_title": KeyDays(
@@ -417,7 +424,7 @@ def refresh_derived(
     outcome: dict[str, Change] = dict(changes)
     built = _built_fingerprints(con)
     for name, statement in DERIVED_TABLES:
-        started = time.perf_counter()
+        started = clock.perf_counter()
         inputs = derived_inputs(con, statement) - {name}
         changed = {i: outcome[i] for i in sorted(inputs) if i in outcome}
         rule = REFRESH.get(name)
@@ -427,7 +434,7 @@ def refresh_derived(
         elif not changed:
             done[name] = "kept"
             if timings is not None:
-                timings[name] = round(time.perf_counter() - started, 3)
+                timings[name] = round(clock.perf_counter() - started, 3)
             continue
         elif rule is None:
             result = None
@@ -444,7 +451,7 @@ def refresh_derived(
             done[name] = _describe(con, result)
         outcome[name] = result
         if timings is not None:
-            timings[name] = round(time.perf_counter() - started, 3)
+            timings[name] = round(clock.perf_counter() - started, 3)
     return done
 
 
@@ -545,7 +552,11 @@ def _refresh_days(
         params: list[object] = []
         if rule.bounds:
             where = f"{where} AND {rule.bounds} >= ? AND {rule.bounds} < ?"
-            params = [low, high]
+            params = (
+                [datetime.combine(low, time()), datetime.combine(high, time())]
+                if rule.bounds_timestamp
+                else [low, high]
+            )
         insert = _statement(statement, where)
         found = re.match(rf"\s*CREATE\s+TABLE\s+{name}\s+AS\s", insert, re.IGNORECASE)
         if found is None:

@@ -811,9 +811,18 @@ def _prepare_merge(
     same = " AND ".join(
         f"t.{_ident(c.name)} IS NOT DISTINCT FROM s.{_ident(c.name)}" for c in spec.columns
     )
+    # Bounding a single integer key by the staged keys' min and max lets DuckDB skip row
+    # groups by their min/max: the newest rows' keys sit together at the end of the table.
+    bounds, params = "", []
+    key_columns = [spec.table.column(k) for k in spec.primary_key]
+    if len(key_columns) == 1 and key_columns[0].type in {"id", "int", "small"}:
+        key = _ident(key_columns[0].name)
+        bounds = f" AND t.{key} >= ? AND t.{key} <= ?"
+        params = list(con.execute(f"SELECT min({key}), max({key}) FROM {stage}").fetchone())
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {old} AS SELECT t.*, t.rowid AS spotlight_rowid "
-        f"FROM {table} AS t WHERE EXISTS (SELECT 1 FROM {stage} AS s WHERE {match})"
+        f"FROM {table} AS t WHERE EXISTS (SELECT 1 FROM {stage} AS s WHERE {match}){bounds}",
+        params,
     )
     con.execute(
         f"DELETE FROM {stage} AS s WHERE EXISTS (SELECT 1 FROM {old} AS t "
