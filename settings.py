@@ -65,6 +65,13 @@ SETTINGS: tuple[Setting, ...] = (
         "generates one in key_dir.",
         secret=True,
     ),
+    Setting(
+        "memory_index_rows",
+        50_000_000,
+        "Largest view table whose viewer numbers, day offsets and filtered columns the app "
+        "holds in memory for fast exact dashboard queries (about 8-30 bytes per view); 0 "
+        "turns the index off and every query runs in DuckDB.",
+    ),
     Setting("demo_viewers", 20_000, "Viewers in the demo extract built on first start."),
     Setting("demo_views", 400_000, "View sessions in the demo extract built on first start."),
     Setting("demo_seed", 7, "Random seed of the demo extract (same seed, same data)."),

@@ -12,6 +12,7 @@ from datetime import datetime
 
 import streamlit as st
 
+from data import build_cache
 from data.filters import Scope
 from data.store import ExtractError, ExtractStore, store_from_settings
 from security.clock import Clock, utcnow
@@ -47,6 +48,7 @@ def app_context() -> AppContext:
         settings = load_settings()
         settings.secret("cookie_key")  # refuses a sample, empty or short key
         store = store_from_settings(settings)
+        build_cache.configure(max_rows=int(settings.memory_index_rows))
         security = Security(settings, clock=_now)
         # Demo installs get their accounts; with a warehouse configured they are disabled.
         ensure_demo_accounts(settings, security)

@@ -46,8 +46,10 @@ from datetime import date, timedelta
 from typing import Any, Literal
 
 import duckdb
+import numpy as np
 import pandas as pd
 
+from data import subscription_days, viewer_index
 from data.derived import max_viewer_idx
 from data.filters import DIMENSIONS, Filters, Scope
 from data.view_filters import DV_VIEW_COLUMNS
@@ -555,7 +557,65 @@ def _flow_records(
     by: str | None,
     series_list: list[_Series],
 ) -> _Records:
-    """Sums and exact distinct counts per (series, bucket, key), one query for all series."""
+    """Sums and exact distinct counts per (series, bucket, key), one query for all series.
+
+    The view family is computed from the in-memory index of ``dv_view`` when the extract has
+    one (data/viewer_index.py: day-ordered arrays, so a date range is a slice), else in SQL.
+    Both are exact and tested against the same pandas reference.
+    """
+    if family.name == "view" and set(aggregates) <= set(viewer_index.AGGREGATES):
+        index = viewer_index.index_for(cursor)
+        if index is not None:
+            return _index_flow_records(
+                index, cursor, family, aggregates, filters, scope, grain, by, series_list
+            )
+    return _sql_flow_records(cursor, family, aggregates, filters, scope, grain, by, series_list)
+
+
+def _index_flow_records(
+    index: viewer_index.ViewerIndex,
+    cursor: duckdb.DuckDBPyConnection,
+    family: _Family,
+    aggregates: list[str],
+    filters: Filters,
+    scope: Scope,
+    grain: str,
+    by: str | None,
+    series_list: list[_Series],
+) -> _Records:
+    conditions = {
+        family.columns[d]: filters.values(d)
+        for d in sorted(filters.active_dimensions)
+        if d in family.columns
+    }
+    by_column = None if by is None else ("title_id" if by == "title" else family.columns[by])
+    buckets = _buckets(filters.start, filters.end, grain)
+    out: _Records = {}
+    for series in series_list:
+        per_window = index.aggregate(
+            cursor,
+            aggregates,
+            _series_windows(series, buckets),
+            conditions,
+            scope.creator_ids,
+            by_column,
+        )
+        for (b0, _b1), groups in zip(buckets, per_window, strict=True):
+            for key, values in groups.items():
+                out[(series.name, b0, key)] = values
+    return out
+
+
+def _sql_flow_records(
+    cursor: duckdb.DuckDBPyConnection,
+    family: _Family,
+    aggregates: list[str],
+    filters: Filters,
+    scope: Scope,
+    grain: str,
+    by: str | None,
+    series_list: list[_Series],
+) -> _Records:
     where, where_params = _family_where(family, filters, scope)
     key_sql = _key_sql(family, by)
     select_aggs = ", ".join(f"{family.aggregates[a]} AS {a}" for a in aggregates)
@@ -614,6 +674,20 @@ def _hist_records(
     key, so evaluating hundreds of windows against them is cheap whatever the table size.
     """
     where, params = _family_where(family, filters, scope)
+    rollup = None
+    if family in (_SUB, _SPELL) and by is None and where == "TRUE" and not params:
+        rollup = subscription_days.for_cursor(cursor)
+    if rollup is not None:
+        rows: list[tuple[Any, ...]] = []
+        for wid, (_series, _bucket, a, b) in enumerate(windows):
+            if family is _SUB:
+                values = rollup.subscription_window(a, b)
+                rows.append((wid, None, *(values[n] for n in _SUB_NAMES)))
+            else:
+                rows.append((wid, None, rollup.subscribers(a, b)))
+        return _hist_output(
+            rows, _SUB_NAMES if family is _SUB else ["subscribers"], windows, aggregates
+        )
     key_sql = _key_sql(family, by)
     w_sql, w_params = _windows_cte(windows)
     max_day = max(w[3] for w in windows)
@@ -640,7 +714,7 @@ def _hist_records(
             coalesce(sum(n_start - n_end) FILTER (WHERE day < w.a), 0)
         FROM w CROSS JOIN h GROUP BY ALL
         """
-        names = ["new_subscribers", "mrr_cents", "paying", "cancelled", "active_at_start"]
+        names = _SUB_NAMES
         all_params = [*w_params, max_day, *params, max_day, *params]
     elif family is _SPELL:
         sql = f"""
@@ -682,8 +756,18 @@ def _hist_records(
         """
         names = ["titles_available"]
         all_params = [*w_params, max_day, *params]
+    return _hist_output(cursor.execute(sql, all_params).fetchall(), names, windows, aggregates)
+
+
+_SUB_NAMES = ["new_subscribers", "mrr_cents", "paying", "cancelled", "active_at_start"]
+
+
+def _hist_output(
+    rows: Sequence[Sequence[Any]], names: list[str], windows: list[_Window], aggregates: list[str]
+) -> _Records:
+    """Records from (window id, key, values in ``names`` order) rows."""
     out: _Records = {}
-    for row in cursor.execute(sql, all_params).fetchall():
+    for row in rows:
         series, bucket, a, b = windows[row[0]]
         values = {n: float(v) for n, v in zip(names, row[2:], strict=True)}
         if a > b:
@@ -850,10 +934,13 @@ def trend(
         raise ValueError(f"grain must be one of {GRAINS}, not {grain!r}")
     values, _notes = _compute(cursor, filters, scope, metrics, grain=grain)
     buckets = _buckets(filters.start, filters.end, grain)
-    cur = values[values["series"] == "current"].set_index("bucket")
-    comp = values[values["series"] == "comparison"].set_index("bucket")
+    # Plain dicts per metric: pandas' scalar lookups cost ~10 ms per 100-bucket trend.
+    cur = values[values["series"] == "current"]
+    comp = values[values["series"] == "comparison"]
     rows = []
     for mid in metrics:
+        now = dict(zip(cur["bucket"], cur[mid].astype("float64"), strict=True))
+        then = dict(zip(comp["bucket"], comp[mid].astype("float64"), strict=True))
         for b0, b1 in buckets:
             rows.append(
                 {
@@ -861,8 +948,8 @@ def trend(
                     "bucket_end": b1,
                     "days": (b1 - b0).days + 1,
                     "metric": mid,
-                    "value": float(cur.at[b0, mid]),
-                    "comparison": float(comp.at[b0, mid]) if not comp.empty else math.nan,
+                    "value": float(now[b0]),
+                    "comparison": float(then[b0]) if then else math.nan,
                 }
             )
     return pd.DataFrame(rows)
@@ -936,17 +1023,26 @@ def top_titles(
         "none",
         **{f: getattr(filters, f) for f in Filters.DIMENSION_FIELDS},
     )
-    where, params = _family_where(_FLOW_FAMILIES["view"], window, scope, prefix="v.")
     cat_where, cat_params = _family_where(_CATALOG, window, scope)
-    # One statement: per-title sums over the window, the total over all titles and the number of
-    # titles available (for the demand multiplier), ranked and joined to their names.
-    sql = f"""
-    WITH per AS (
+    index = viewer_index.index_for(cursor)
+    total_sql, total_params = "SELECT sum(views) AS views FROM per", []
+    if index is not None:
+        per_sql, per_params, total_sql, total_params = _top_titles_from_index(
+            index, cursor, window, scope, limit
+        )
+    else:
+        where, params = _family_where(_FLOW_FAMILIES["view"], window, scope, prefix="v.")
+        per_sql = f"""
         SELECT v.title_id, sum(v.views) AS views, sum(v.watch_seconds) AS ws,
             count(*) AS starts, count(*) FILTER (WHERE v.completed) AS completed
         FROM dv_view v WHERE v.day BETWEEN ? AND ? AND {where} GROUP BY v.title_id
-    ),
-    total AS (SELECT sum(views) AS views FROM per),
+        """
+        per_params = [window.start, window.end, *params]
+    # One statement: per-title sums over the window, the total over all titles and the number of
+    # titles available (for the demand multiplier), ranked and joined to their names.
+    sql = f"""
+    WITH per AS ({per_sql}),
+    total AS ({total_sql}),
     available AS (
         SELECT count(*) AS n FROM dim_title WHERE release_date <= ? AND {cat_where}
     ),
@@ -962,10 +1058,59 @@ def top_titles(
     LEFT JOIN dim_creator c ON c.creator_id = d.creator_id
     ORDER BY t.views DESC NULLS LAST, t.title_id
     """
-    top = cursor.execute(
-        sql, [window.start, window.end, *params, window.end, *cat_params, limit]
-    ).df()
+    top = cursor.execute(sql, [*per_params, *total_params, window.end, *cat_params, limit]).df()
     top.insert(0, "rank", range(1, len(top) + 1))
     for col in ("views", "watch_hours", "starts", "completion_rate", "demand_multiplier"):
         top[col] = top[col].astype("float64")
     return top.reset_index(drop=True)
+
+
+def _top_titles_from_index(
+    index: viewer_index.ViewerIndex,
+    cursor: duckdb.DuckDBPyConnection,
+    window: Filters,
+    scope: Scope,
+    limit: int,
+) -> tuple[str, list[Any], str, list[Any]]:
+    """``top_titles``' per-title relation and total, from the in-memory index.
+
+    The titles are ranked here exactly as the SQL ranks them (views descending, NULL views
+    last, then title id, NULL id last); only the top ``limit`` rows are bound into the
+    statement, with the total views of every title for the demand multiplier. A title whose
+    sessions all lack a runtime keeps NULL views, as SUM gives in SQL.
+    """
+    family = _FLOW_FAMILIES["view"]
+    conditions = {
+        family.columns[d]: window.values(d)
+        for d in sorted(window.active_dimensions)
+        if d in family.columns
+    }
+    aggs = ["views", "views_known", "watch_seconds", "starts", "completed"]
+    (found,) = index.aggregate_arrays(
+        cursor, aggs, [(window.start, window.end)], conditions, scope.creator_ids, "title_id"
+    )
+    empty: list[Any] = []
+    if found is None:
+        top, columns = [], {a: np.zeros(0) for a in aggs}
+    else:
+        labels, columns = found
+        known = columns["views_known"] > 0
+        ids = np.asarray([np.inf if k is None else float(k) for k in labels])
+        order = np.lexsort((ids, -np.where(known, columns["views"], 0.0), ~known))[:limit]
+        top = order.tolist()
+    # SUM over the per-title rows: NULL when no title has known views.
+    known_any = bool((columns["views_known"] > 0).any())
+    total = float(columns["views"].sum()) if known_any else None
+    per_sql = """
+        SELECT unnest(?::INTEGER[]) AS title_id, unnest(?::DOUBLE[]) AS views,
+            unnest(?::HUGEINT[]) AS ws, unnest(?::BIGINT[]) AS starts,
+            unnest(?::BIGINT[]) AS completed
+    """
+    per_params: list[Any] = [
+        [None if labels[i] is None else int(labels[i]) for i in top] if top else empty,
+        [float(columns["views"][i]) if columns["views_known"][i] else None for i in top],
+        [int(columns["watch_seconds"][i]) for i in top],
+        [int(columns["starts"][i]) for i in top],
+        [int(columns["completed"][i]) for i in top],
+    ]
+    return per_sql, per_params, "SELECT CAST(? AS DOUBLE) AS views", [total]

@@ -168,6 +168,9 @@ class ExtractStore:
                 for statement in schema.extract_ddl():
                     con.execute(statement)
             yield con
+            # Every file gets its own id: in-memory indexes of an extract (data.viewer_index)
+            # are keyed on it, so a copied-then-changed file never reuses a stale one.
+            write_meta(con, {"build_id": uuid.uuid4().hex})
             con.execute("CHECKPOINT")
             con.execute("USE memory")
             con.execute(f"DETACH {EXTRACT_ALIAS}")

@@ -13,6 +13,7 @@ from datetime import timedelta
 import pandas as pd
 import pytest
 
+from data import build_cache, viewer_index
 from data import metrics as M
 from data.filters import COMPARISONS, DIMENSIONS, PRESETS, Filters, Scope
 from tests.unit import metrics_reference as R
@@ -45,6 +46,16 @@ def cursor(store):
 @pytest.fixture(scope="module")
 def ref(cursor):
     return R.Reference.load(cursor)
+
+
+@pytest.fixture(params=["memory", "sql"])
+def engine(request, cursor):
+    """Distinct counts from the in-memory viewer index, or all in SQL: both must be exact."""
+    memory = request.param == "memory"
+    build_cache.configure(max_rows=build_cache.DEFAULT_MAX_ROWS if memory else 0)
+    assert (viewer_index.index_for(cursor) is not None) == memory
+    yield request.param
+    build_cache.configure(max_rows=build_cache.DEFAULT_MAX_ROWS)
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +128,7 @@ def check_kpis(cursor, ref, filters: Filters, scope: Scope, ids) -> None:
 KPI_IDS = tuple(m for m in M.METRICS if not M.METRICS[m].per_title)
 
 
-def test_every_kpi_equals_pandas_over_random_filters(cursor, ref, bounds, options):
+def test_every_kpi_equals_pandas_over_random_filters(engine, cursor, ref, bounds, options):
     rng = random.Random(20261031)
     for _ in range(120):
         filters, scope = random_case(rng, bounds, options)
@@ -144,7 +155,9 @@ def _reference_buckets(filters: Filters, grain: str):
 
 
 @pytest.mark.parametrize("grain", ["day", "week", "month"])
-def test_trend_buckets_and_aligned_comparison_equal_pandas(cursor, ref, bounds, options, grain):
+def test_trend_buckets_and_aligned_comparison_equal_pandas(
+    engine, cursor, ref, bounds, options, grain
+):
     rng = random.Random(hash(grain) % 1000)
     ids = ("views", "active_viewers", "engagement_rate", "mrr", "gross_churn", "new_subscribers")
     for _ in range(8 if grain == "day" else 12):
@@ -172,7 +185,7 @@ def test_trend_buckets_and_aligned_comparison_equal_pandas(cursor, ref, bounds, 
 
 @pytest.mark.parametrize("dimension", list(DIMENSIONS))
 def test_breakdown_rows_equal_pandas_with_that_value_filtered(
-    cursor, ref, bounds, options, dimension
+    engine, cursor, ref, bounds, options, dimension
 ):
     rng = random.Random(len(dimension))
     ids = ("starts", "views", "active_viewers", "completion_rate", "net_revenue", "mrr", "ctr")
@@ -198,7 +211,7 @@ def test_breakdown_rows_equal_pandas_with_that_value_filtered(
 
 
 @pytest.mark.parametrize("window", [28, 91])
-def test_top_titles_rank_by_runtime_normalised_views(cursor, ref, bounds, options, window):
+def test_top_titles_rank_by_runtime_normalised_views(engine, cursor, ref, bounds, options, window):
     rng = random.Random(window)
     for _ in range(6):
         filters, scope = random_case(rng, bounds, options)
@@ -243,7 +256,7 @@ def test_top_titles_rank_by_runtime_normalised_views(cursor, ref, bounds, option
                     assert row.creator_id in scope.creator_ids
 
 
-def test_a_creator_scope_sees_only_its_numbers(cursor, ref, bounds, options):
+def test_a_creator_scope_sees_only_its_numbers(engine, cursor, ref, bounds, options):
     anchor = bounds[1]
     filters = Filters.for_preset("last_90_days", anchor)
     creator = int(options["creator"][0])
@@ -260,7 +273,7 @@ def test_a_creator_scope_sees_only_its_numbers(cursor, ref, bounds, options):
     assert table.at["starts", "value"] < everything.at["starts", "value"]
 
 
-def test_an_empty_scope_returns_nothing_never_everything(cursor, bounds):
+def test_an_empty_scope_returns_nothing_never_everything(engine, cursor, bounds):
     filters = Filters.for_preset("year_to_date", bounds[1])
     empty = Scope.creators([])
     table = M.kpis(cursor, filters, empty, KPI_IDS).set_index("metric")
@@ -275,16 +288,17 @@ def test_an_empty_scope_returns_nothing_never_everything(cursor, bounds):
 
 
 @pytest.mark.parametrize("field", Filters.DIMENSION_FIELDS)
-def test_injection_strings_are_values(cursor, store, bounds, field):
+def test_injection_strings_are_values(engine, cursor, store, bounds, field):
     before = cursor.execute("SELECT count(*) FROM fact_view").fetchone()[0]
     for text in INJECTIONS:
         filters = Filters.for_preset("last_90_days", bounds[1], **{field: [text]})
         assert filters.values(next(d for d in DIMENSIONS if DIMENSIONS[d].field == field)) == (
             text,
         )
-        table = M.kpis(cursor, filters, Scope(), ["starts", "views", "net_revenue", "ctr"])
-        starts = table.set_index("metric").at["starts", "value"]
-        assert starts == 0
+        ids = ["starts", "views", "active_viewers", "net_revenue", "ctr"]
+        table = M.kpis(cursor, filters, Scope(), ids).set_index("metric")
+        assert table.at["starts", "value"] == 0
+        assert table.at["active_viewers", "value"] == 0
         dim = next(d for d in DIMENSIONS if DIMENSIONS[d].field == field)
         assert M.breakdown(cursor, filters, Scope(), dim, ["starts"])["starts"].fillna(0).sum() == 0
         assert M.top_titles(cursor, filters, Scope()).empty

@@ -34,7 +34,21 @@ def store(tmp_path) -> ExtractStore:
 def test_the_extract_is_encrypted_on_disk(store):
     assert is_encrypted(store.path)
     assert b"plaintext-marker-studio" not in store.path.read_bytes()
-    assert store.read_meta() == {"source": "test"}
+    meta = store.read_meta()
+    assert meta.pop("build_id")
+    assert meta == {"source": "test"}
+
+
+def test_every_build_gets_its_own_id(store):
+    """In-memory indexes are keyed on it (data/build_cache.py): a copy that changed is new."""
+    first = store.read_meta()["build_id"]
+    with store.build(copy_current=True) as con:
+        _creator(con, 2, "second")
+    second = store.read_meta()["build_id"]
+    with store.build() as con:
+        _creator(con, 3, "third")
+    third = store.read_meta()["build_id"]
+    assert len({first, second, third}) == 3
 
 
 def test_wrong_key_gives_a_clear_error(store):
