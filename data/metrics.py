@@ -677,6 +677,15 @@ def _hist_records(
     rollup = None
     if family in (_SUB, _SPELL) and by is None and where == "TRUE" and not params:
         rollup = subscription_days.for_cursor(cursor)
+    elif family in (_SUB, _SPELL) and by is None:
+        rows_index = subscription_days.rows_for_cursor(cursor)
+        if rows_index is not None:
+            conditions = {
+                family.columns[d]: filters.values(d)
+                for d in sorted(filters.active_dimensions)
+                if d in family.columns
+            }
+            rollup = rows_index.filtered(family.name, conditions)
     if rollup is not None:
         rows: list[tuple[Any, ...]] = []
         for wid, (_series, _bucket, a, b) in enumerate(windows):

@@ -133,6 +133,131 @@ class SubscriptionDays:
         return float(first_by_b - ended_before_a - gaps)
 
 
+# Days at or after this are "never" (an open spell's 9999-12-31): they end nothing in a window.
+_NEVER = (date(9000, 1, 1) - _EPOCH).days
+# Filtered histograms are dense over the days the rows span; a wider span is left to SQL.
+_MAX_SPAN_DAYS = 100_000
+
+
+def _histogram(days: np.ndarray, columns: list[np.ndarray], low: int) -> _Cumulated:
+    """Per-day sums of ``columns`` over the given days (dense from ``low``), cumulated."""
+    keep = days < _NEVER
+    at = days[keep] - low
+    size = int(at.max()) + 1 if len(at) else 0
+    values = np.zeros((size, len(columns)), dtype=np.int64)
+    for j, column in enumerate(columns):
+        values[:, j] = (
+            np.bincount(at, weights=column[keep], minlength=size).round().astype(np.int64)
+        )
+    return _Cumulated(np.arange(low, low + size, dtype=np.int64), values)
+
+
+class SubscriptionRows:
+    """dv_subscription and dv_sub_spell as arrays, to build histograms for any filter."""
+
+    # family -> dimension column -> the column in that table
+    SUB_COLUMNS = ("country", "age_band", "plan")
+    SPELL_COLUMNS = ("country", "age_band", "viewer_plan")
+
+    def __init__(self, cursor: duckdb.DuckDBPyConnection):
+        from data.viewer_index import load_codes
+
+        def days(table: str, expr: str) -> np.ndarray:
+            found = cursor.execute(
+                f"SELECT rowid AS r, coalesce(date_diff('day', DATE '1970-01-01', {expr}), "
+                f"{_NEVER}) AS d FROM {table} ORDER BY rowid"
+            ).fetchnumpy()
+            return np.asarray(found["d"], dtype=np.int64)
+
+        sub = cursor.execute(
+            "SELECT rowid AS r, coalesce(price_cents, 0) AS cents, is_first AS first "
+            "FROM dv_subscription ORDER BY rowid"
+        ).fetchnumpy()
+        self.sub_start = days("dv_subscription", "start_day")
+        self.sub_end = days("dv_subscription", "end_day")
+        self.sub_cents = np.asarray(sub["cents"], dtype=np.int64)
+        self.sub_first = np.asarray(np.ma.filled(sub["first"], False), dtype=np.int64)
+        self.sub_codes = {
+            c: load_codes(cursor, "dv_subscription", c, text=True) for c in self.SUB_COLUMNS
+        }
+        self.spell_first = days("dv_sub_spell", "first_day")
+        self.spell_last = days("dv_sub_spell", "last_day")
+        self.spell_next = days("dv_sub_spell", "next_first_day")
+        self.spell_codes = {
+            c: load_codes(cursor, "dv_sub_spell", c, text=True) for c in self.SPELL_COLUMNS
+        }
+        starts = self.sub_start[self.sub_start < _NEVER]
+        firsts = self.spell_first[self.spell_first < _NEVER]
+        self.low = int(min(starts.min(initial=0), firsts.min(initial=0)))
+        ends = np.concatenate([a[a < _NEVER] for a in (self.sub_end, self.spell_last)])
+        high = int(max(ends.max(initial=self.low), starts.max(initial=self.low)))
+        self.usable = high - self.low < _MAX_SPAN_DAYS
+
+    def _mask(self, codes: dict, conditions: dict[str, tuple[str, ...]], rows: int) -> np.ndarray:
+        from data.viewer_index import member
+
+        mask = np.ones(rows, dtype=bool)
+        for column, wanted in conditions.items():
+            found, lookup, _values = codes[column]
+            mask &= member(found, wanted, lookup)
+        return mask
+
+    def filtered(
+        self, family: str, conditions: dict[str, tuple[str, ...]]
+    ) -> SubscriptionDays | None:
+        """Histograms of one family ("sub" or "spell") over the rows matching ``conditions``
+        (that table's column -> allowed values); the other family's part is left empty."""
+        if not self.usable:
+            return None
+        empty = _Cumulated(np.zeros(0, dtype=np.int64), np.zeros((0, 7), dtype=np.int64))
+        if family == "sub":
+            m = self._mask(self.sub_codes, conditions, len(self.sub_start))
+            cents = self.sub_cents[m]
+            paying, first = (cents > 0).astype(np.int64), self.sub_first[m]
+            ones = np.ones(len(cents), dtype=np.int64)
+            zero = np.zeros_like(ones)
+            start, end = self.sub_start[m], self.sub_end[m]
+            starts = _histogram(start, [ones, cents, paying, first, zero, zero, zero], self.low)
+            ends = _histogram(end, [zero, zero, zero, zero, ones, cents, paying], self.low)
+            none = np.zeros(0, dtype=np.int64)
+            return SubscriptionDays(_merge(starts, ends), empty, none, none)
+        s = self._mask(self.spell_codes, conditions, len(self.spell_first))
+        ones = np.ones(int(s.sum()), dtype=np.int64)
+        zero = np.zeros_like(ones)
+        spells = _merge(
+            _histogram(self.spell_first[s], [ones, zero], self.low),
+            _histogram(self.spell_last[s], [zero, ones], self.low),
+        )
+        gap = s & (self.spell_next < _NEVER) & (self.spell_last < _NEVER)
+        order = np.argsort(self.spell_last[gap], kind="stable")
+        return SubscriptionDays(
+            subs=empty,
+            spells=spells,
+            gap_last=self.spell_last[gap][order],
+            gap_next=self.spell_next[gap][order],
+        )
+
+
+def _merge(a: _Cumulated, b: _Cumulated) -> _Cumulated:
+    """Two cumulated histograms over days from the same first day, added."""
+    size = max(len(a.days), len(b.days))
+    width = a.cum.shape[1]
+    total = np.zeros((size, width), dtype=np.int64)
+    for part in (a, b):
+        if len(part.days):
+            total[: len(part.days)] += part.cum
+            total[len(part.days) :] += part.cum[-1]
+    days = a.days if len(a.days) >= len(b.days) else b.days
+    merged = _Cumulated(days, np.zeros((0, width), dtype=np.int64))
+    merged.cum = total
+    return merged
+
+
+def rows_for_cursor(cursor: duckdb.DuckDBPyConnection) -> SubscriptionRows | None:
+    """The subscription rows of the cursor's extract build (None when indexes are off)."""
+    return build_cache.for_build(cursor, "subscription_rows", lambda _bid: SubscriptionRows(cursor))
+
+
 def for_cursor(cursor: duckdb.DuckDBPyConnection) -> SubscriptionDays | None:
     """The rollup of the cursor's extract build (None when in-memory indexes are off)."""
     return build_cache.for_build(

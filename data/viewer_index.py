@@ -161,27 +161,9 @@ class ViewerIndex:
     def _load_column(
         self, name: str, cursor: duckdb.DuckDBPyConnection
     ) -> tuple[np.ndarray, dict[str, int], list[str]]:
-        ident = '"' + name + '"'  # from the allowlist above
-        if name in _TEXT_COLUMNS:
-            values = [
-                str(v)
-                for (v,) in cursor.execute(
-                    f"SELECT DISTINCT {ident} FROM dv_view WHERE {ident} IS NOT NULL ORDER BY 1"
-                ).fetchall()
-            ]
-            if values:
-                members = ", ".join("'" + v.replace("'", "''") + "'" for v in values)
-                expr = f"CAST(enum_code(CAST({ident} AS ENUM({members}))) AS INTEGER)"
-            else:
-                expr = "CAST(NULL AS INTEGER)"
-        else:
-            values = []
-            expr = f"CAST({ident} AS INTEGER)"
-        arrays = cursor.execute(
-            f"SELECT rowid AS r, coalesce({expr}, -1) AS c FROM dv_view"
-        ).fetchnumpy()
-        codes = _compact(_by_rowid(arrays["r"], arrays["c"], self.rows, name))
-        lookup = {v: i for i, v in enumerate(values)}
+        codes, lookup, values = load_codes(cursor, "dv_view", name, text=name in _TEXT_COLUMNS)
+        if len(codes) != self.rows:
+            raise IndexMismatch(f"dv_view.{name}: {len(codes)} rows, expected {self.rows}")
         return self._ordered(codes), lookup, values
 
     # --- counting --------------------------------------------------------------------------------
@@ -324,17 +306,22 @@ class ViewerIndex:
             if b <= a:
                 out.append(None)
                 continue
+            present = None
             if keys is None:
                 group, labels = None, [None]
+            elif not any(agg in ("viewers", "titles_started") for agg in aggregates):
+                # Sums only: bin by the code itself and keep the codes seen (no renumbering).
+                group, labels, present = _sparse_groups(keys[a:b], names, by in _INT_COLUMNS)
             else:
                 group, labels = _groups(keys[a:b], names, by in _INT_COLUMNS)
+            bins = len(labels) if present is None else len(present)
             columns: dict[str, np.ndarray] = {}
             for agg in aggregates:
                 if agg == "starts":
                     columns[agg] = (
                         np.asarray([float(b - a)])
                         if group is None
-                        else np.bincount(group, minlength=len(labels)).astype(np.float64)
+                        else np.bincount(group, minlength=bins).astype(np.float64)
                     )
                 elif agg == "viewers" and group is None and mask is None and _key(span) in daily:
                     columns[agg] = np.asarray([float(self._daily_viewers()[daily[_key(span)]])])
@@ -343,12 +330,13 @@ class ViewerIndex:
                     columns[agg] = _distinct(values[a:b], size, group, len(labels))
                 else:
                     values = inputs[agg][0][a:b]
-                    total = values.sum(dtype=np.float64 if values.dtype.kind == "f" else np.int64)
-                    columns[agg] = (
-                        np.asarray([float(total)])
-                        if group is None
-                        else np.bincount(group, weights=values, minlength=len(labels))
-                    )
+                    if group is None:
+                        kind = np.float64 if values.dtype.kind == "f" else np.int64
+                        columns[agg] = np.asarray([float(values.sum(dtype=kind))])
+                    else:
+                        columns[agg] = np.bincount(group, weights=values, minlength=bins)
+            if present is not None:
+                columns = {agg: column[present] for agg, column in columns.items()}
             out.append((labels, columns))
         return out
 
@@ -390,6 +378,23 @@ def _groups(
     return group.astype(np.int64), labels
 
 
+def _sparse_groups(
+    keys: np.ndarray, names: list[str], integer: bool
+) -> tuple[np.ndarray, list[str | None], np.ndarray | None]:
+    """Codes shifted by one (NULL is 0) as bin numbers, the labels of the bins with rows, and
+    those bins; renumbered densely (``_groups``) when the codes are too large to bin."""
+    shifted = keys.astype(np.intp) + 1
+    if int(shifted.max()) >= _LOOKUP_LIMIT:
+        group, labels = _groups(keys, names, integer)
+        return group, labels, None
+    present = np.flatnonzero(np.bincount(shifted))
+    labels: list[str | None] = [
+        None if code == 0 else (str(code - 1) if integer else names[code - 1])
+        for code in present.tolist()
+    ]
+    return shifted, labels, present
+
+
 def _distinct(values: np.ndarray, size: int, group: np.ndarray | None, groups: int) -> np.ndarray:
     """Distinct values per group: marks in a (group, value) table, or a sort when it is big."""
     if group is None or groups == 1:
@@ -404,6 +409,43 @@ def _distinct(values: np.ndarray, size: int, group: np.ndarray | None, groups: i
             [float(np.count_nonzero(seen[i * size : (i + 1) * size])) for i in range(groups)]
         )
     return np.bincount(np.unique(combined) // size, minlength=groups).astype(np.float64)
+
+
+def load_codes(
+    cursor: duckdb.DuckDBPyConnection, table: str, column: str, *, text: bool
+) -> tuple[np.ndarray, dict[str, int], list[str]]:
+    """A column as small integer codes in rowid order: (codes, value -> code, code -> value).
+
+    Text becomes its position among the column's sorted distinct values, integers stay as
+    they are; NULL is -1. ``table`` and ``column`` come from the callers' allowlists.
+    """
+    ident = '"' + column + '"'
+    if text:
+        values = [
+            str(v)
+            for (v,) in cursor.execute(
+                f"SELECT DISTINCT {ident} FROM {table} WHERE {ident} IS NOT NULL ORDER BY 1"
+            ).fetchall()
+        ]
+        if values:
+            members = ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+            expr = f"CAST(enum_code(CAST({ident} AS ENUM({members}))) AS INTEGER)"
+        else:
+            expr = "CAST(NULL AS INTEGER)"
+    else:
+        values = []
+        expr = f"CAST({ident} AS INTEGER)"
+    arrays = cursor.execute(
+        f"SELECT rowid AS r, coalesce({expr}, -1) AS c FROM {table}"
+    ).fetchnumpy()
+    codes = _compact(_by_rowid(arrays["r"], arrays["c"], len(arrays["r"]), column))
+    return codes, {v: i for i, v in enumerate(values)}, values
+
+
+def member(codes: np.ndarray, allowed_values: Sequence[str], lookup: dict[str, int]) -> np.ndarray:
+    """Rows whose text code is one of ``allowed_values`` (unknown values match nothing)."""
+    allowed = np.asarray(sorted({lookup[v] for v in allowed_values if v in lookup}), np.int64)
+    return _member(codes, allowed)
 
 
 def _key(span: slice) -> tuple[int, int]:
