@@ -11,10 +11,14 @@ For each size it loads ``fact_view`` in a PostgreSQL schema of its own (server-s
   reads only those (plus the overlap window) into a copy of the extract.
 
 Rows/s is view rows divided by the whole sync's wall time, reconciliation and the encrypted
-write included. Phase times come from the sync's progress events. redshift_connector reaches
-the server through the integration tests' proxy (it sends Redshift-only start-up parameters).
-Results go to bench/results/sync-<rows>.json. The DSN is SPOTLIGHT_TEST_PG_DSN (default: the
-local server).
+write included. Phase times come from the sync's own clock (``SyncResult.phases``, the view
+table's ``TableResult.phases``, and what the incremental refresh did to each derived table);
+each result records the load average when it started (the machine is shared). The warehouse
+tables are created from data/schema.py, loaded, then indexed (the PostgreSQL DDL's indexes on
+the sort key and the cursor). redshift_connector reaches the server through the integration
+tests' proxy (it sends Redshift-only start-up parameters). Results go to
+bench/results/sync-<rows>[-<tag>].json. The DSN is SPOTLIGHT_TEST_PG_DSN (default: the local
+server).
 """
 
 from __future__ import annotations
@@ -147,6 +151,7 @@ def bench(rows: int, drivers: list[str], repeat: int) -> dict[str, Any]:
             "python": platform.python_version(),
             "duckdb": duckdb.__version__,
             "note": "2 cores shared with other engineers' work; numbers are noisy",
+            "load_average_at_start": load_average(),
         },
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "drivers": {},

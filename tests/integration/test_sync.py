@@ -115,6 +115,10 @@ def test_incremental_sync_takes_inserts_updates_and_late_rows(loaded, store, mak
     assert views.rows_read >= 6
     assert views.watermark_after == (watermark + timedelta(minutes=6)).isoformat()
     assert_extract_equals_source(loaded, store)
+    # New keys far above the rest make the change "wide": merged without the old rows' values,
+    # and the derived tables rebuilt from the merged tables.
+    assert second.derived["dv_view"] == "rebuilt"
+    assert_derived_equal(store.cursor())
 
 
 def test_incremental_sync_refreshes_derived_tables_to_equal_a_full_build(
@@ -122,13 +126,15 @@ def test_incremental_sync_refreshes_derived_tables_to_equal_a_full_build(
 ):
     first = _sync(loaded, store, make_warehouse)
     later = datetime.fromisoformat(first.table("fact_view").watermark_after) + timedelta(hours=1)
-    # Views of the last days change (one moves a day earlier, one to another viewer), a view
-    # arrives from a viewer not yet in dim_viewer, a viewer changes plan, a title its genre.
+    # The newest views change (some move a day earlier, one to another viewer), views arrive
+    # from a viewer not yet in dim_viewer, a viewer changes plan, a title its genre. (Keys are
+    # the newest too, as a sequence gives them: a change spread over the whole key range is
+    # merged as a whole change and the derived tables rebuilt, see the unit tests.)
     loaded.sql(
         "UPDATE fact_view SET watch_seconds = watch_seconds + 11, updated_at = %s, "
         "started_at = CASE WHEN view_id %% 2 = 0 THEN started_at - interval '1 day' "
         "ELSE started_at END WHERE view_id IN "
-        "(SELECT view_id FROM fact_view ORDER BY started_at DESC LIMIT 20)",
+        "(SELECT view_id FROM fact_view ORDER BY view_id DESC LIMIT 20)",
         (later,),
     )
     loaded.sql(
@@ -137,9 +143,9 @@ def test_incremental_sync_refreshes_derived_tables_to_equal_a_full_build(
         (later,),
     )
     loaded.sql(
-        "INSERT INTO fact_view SELECT view_id + 40000000, 4242424242, title_id, started_at, "
+        "INSERT INTO fact_view SELECT view_id + 3, 4242424242, title_id, started_at, "
         "watch_seconds, device, country, tz_offset_min, completed, %s FROM fact_view "
-        "ORDER BY started_at DESC LIMIT 3",
+        "ORDER BY view_id DESC LIMIT 3",
         (later,),
     )
     loaded.sql(
@@ -149,7 +155,7 @@ def test_incremental_sync_refreshes_derived_tables_to_equal_a_full_build(
     )
     loaded.sql(
         "UPDATE dim_title SET genre = 'Documentary', updated_at = %s "
-        "WHERE title_id = (SELECT title_id FROM fact_view ORDER BY started_at DESC LIMIT 1)",
+        "WHERE title_id = (SELECT title_id FROM fact_view ORDER BY view_id DESC LIMIT 1)",
         (later,),
     )
     second = _sync(loaded, store, make_warehouse)
