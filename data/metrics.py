@@ -40,7 +40,7 @@ revenue and engagement, and the subscription's own plan for new subscribers, MRR
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, Literal
@@ -74,7 +74,7 @@ class Metric:
     fmt: str  # a str.format pattern for the value ("%" metrics are ratios shown x 100)
     definition: str
     needs: tuple[str, ...]
-    formula: Callable[[pd.DataFrame], pd.Series]
+    formula: Callable[[Columns], np.ndarray]
     dims: frozenset[str] = ALL_DIMS
     money: bool = False
     higher_is_better: bool | None = True
@@ -91,14 +91,21 @@ class Metric:
         return f"{text}{self.unit}" if self.unit in ("%", "") else f"{text} {self.unit}"
 
 
-def _div(num: pd.Series, den: pd.Series) -> pd.Series:
-    num = num.astype("float64")
-    den = den.astype("float64")
-    return (num / den.where(den != 0)).astype("float64")
+# Formulas run on plain float arrays keyed by base aggregate: pandas Series arithmetic costs
+# milliseconds per KPI call on frames of a few rows.
+Columns = Mapping[str, np.ndarray]
 
 
-def _col(name: str, scale: float = 1.0) -> Callable[[pd.DataFrame], pd.Series]:
-    return lambda f: f[name].astype("float64") * scale
+def _div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    num = np.asarray(num, dtype=np.float64)
+    den = np.asarray(den, dtype=np.float64)
+    out = np.full(num.shape, math.nan)
+    np.divide(num, den, out=out, where=den != 0)
+    return out
+
+
+def _col(name: str, scale: float = 1.0) -> Callable[[Columns], np.ndarray]:
+    return lambda f: np.asarray(f[name], dtype=np.float64) * scale
 
 
 _METRICS: tuple[Metric, ...] = (
@@ -866,12 +873,24 @@ def _compute(
                     values = records.get((s.name, b0, key))
                     row.update(values if values is not None else dict.fromkeys(aggs, 0.0))
                 rows.append(row)
-    out = pd.DataFrame(rows, columns=["series", "bucket", "key", *all_aggs])
-    # Built as objects: pandas would otherwise turn an unknown (None) key into NaN.
-    out["key"] = pd.Series([r["key"] for r in rows], dtype=object, index=out.index)
-    out["mean_views"] = math.nan
-    for mid in metric_ids:
-        out[mid] = math.nan if mid in notes else METRICS[mid].formula(out).to_numpy()
+    aggregates = {a: np.asarray([r[a] for r in rows], dtype=np.float64) for a in all_aggs}
+    aggregates["mean_views"] = np.full(len(rows), math.nan)
+    metrics = {
+        mid: np.full(len(rows), math.nan)
+        if mid in notes
+        else np.asarray(METRICS[mid].formula(aggregates), dtype=np.float64)
+        for mid in metric_ids
+    }
+    out = pd.DataFrame(
+        {
+            "series": [r["series"] for r in rows],
+            "bucket": [r["bucket"] for r in rows],
+            # Built as objects: pandas would otherwise turn an unknown (None) key into NaN.
+            "key": pd.Series([r["key"] for r in rows], dtype=object),
+            **aggregates,
+            **metrics,
+        }
+    )
     return out, notes
 
 
@@ -1033,7 +1052,11 @@ def top_titles(
         **{f: getattr(filters, f) for f in Filters.DIMENSION_FIELDS},
     )
     cat_where, cat_params = _family_where(_CATALOG, window, scope)
-    index = viewer_index.index_for(cursor)
+    # Unfiltered, DuckDB's parallel GROUP BY over the day range is as fast as the index (measured
+    # 58 vs 73 ms for 91 days at 10M views); with filters the index is about twice as fast.
+    index = None
+    if window.active_dimensions or not scope.is_all:
+        index = viewer_index.index_for(cursor)
     total_sql, total_params = "SELECT sum(views) AS views FROM per", []
     if index is not None:
         per_sql, per_params, total_sql, total_params = _top_titles_from_index(
