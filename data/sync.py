@@ -403,16 +403,7 @@ def _sync(
                 ):
                     tr.attempts = number
                     change = _sync_table(
-                        con,
-                        source,
-                        spec,
-                        mode,
-                        watermark,
-                        tr,
-                        say,
-                        options,
-                        track=copy,
-                        rows_before=int(live_meta.get(f"rows.{spec.name}", 0) or 0),
+                        con, source, spec, mode, watermark, tr, say, options, track=copy
                     )
                     changes.pop(spec.name, None)
                     if change is not None:
@@ -579,7 +570,6 @@ def _sync_table(
     say: ProgressCallback,
     options: SyncOptions,
     track: bool = False,
-    rows_before: int = 0,
 ) -> Change | None:
     """One attempt at one table, all or nothing: the DuckDB transaction rolls back on failure.
 
@@ -654,10 +644,8 @@ def _sync_table(
         say(SyncProgress("merge", spec.name, rows, f"{spec.name}: merging"))
         tr.rows_suppressed = _drop_suppressed(con, spec, target)
         partitions: list[str] | None = None
-        wide = False
         if not full:
-            wide = _is_wide(con, spec, stage, rows_before)
-            tr.duplicates_dropped = _prepare_merge(con, spec, table, stage, old, wide=wide)
+            tr.duplicates_dropped = _prepare_merge(con, spec, table, stage, old)
             partitions = _touched(con, spec, stage, old)
         if partitions == []:
             theirs: dict[str, tuple[str, ...]] | None = {}
@@ -708,8 +696,6 @@ def _sync_table(
         elif full:
             # (An incremental table without a watermark was empty; still empty, it is unchanged.)
             change = WHOLE if held or tr.rows_in_extract else None
-        elif partitions and wide:
-            change = WHOLE
         elif partitions:
             # The staged rows (changed or added) and the old versions they replaced stay, as
             # temporary tables of this build, for the derived tables' refresh.
@@ -802,31 +788,8 @@ def _dedup_in_place(con: duckdb.DuckDBPyConnection, spec: ExtractSpec, table: st
     return int(extra)
 
 
-def _is_wide(
-    con: duckdb.DuckDBPyConnection, spec: ExtractSpec, stage: str, rows_before: int
-) -> bool:
-    """True when the staged keys of a fact keyed by an integer id (a sequence: the newest rows
-    have the highest ids) span more than a fifth of its rows' worth of ids, so bounding the key
-    prunes little: the merge then reads only the columns it needs instead of whole rows (see
-    :func:`_prepare_merge`)."""
-    key_columns = [spec.table.column(k) for k in spec.primary_key]
-    if spec.merge != "upsert" or rows_before <= 0 or spec.partition.kind != "month":
-        return False  # dimensions (keyed by pseudonyms, no useful range) are the small tables
-    if len(key_columns) != 1 or key_columns[0].type not in {"id", "int", "small"}:
-        return False  # no key range to judge by; such tables (ads by day) are the small ones
-    key = _ident(key_columns[0].name)
-    low, high = con.execute(f"SELECT min({key}), max({key}) FROM {stage}").fetchone()
-    return low is not None and (high - low) > rows_before / 5
-
-
 def _prepare_merge(
-    con: duckdb.DuckDBPyConnection,
-    spec: ExtractSpec,
-    table: str,
-    stage: str,
-    old: str,
-    *,
-    wide: bool = False,
+    con: duckdb.DuckDBPyConnection, spec: ExtractSpec, table: str, stage: str, old: str
 ) -> int:
     """First half of a merge: leave in ``stage`` only the rows that change the table, and in
     ``old`` the table's rows they replace (with their rowid); the number of duplicates dropped.
@@ -834,12 +797,6 @@ def _prepare_merge(
     The table is scanned once, to find the rows the staged keys match. A staged row older than
     the extract's copy is dropped (the latest version wins), and so is one identical to it: the
     overlap window re-reads rows that have not changed, and they change nothing.
-
-    ``wide`` (staged keys spread over the whole table, where no bound prunes): ``old`` keeps
-    only the key, cursor and partition columns, because reading every column of every row
-    group of the encrypted file cost 3-6 s at 10M views against 1 s for these; identical rows
-    are then merged again, and the derived tables are rebuilt (they would be anyway: such a
-    change touches most days).
     """
     duplicates = _dedup_in_place(con, spec, stage)
     if spec.merge == "replace":
@@ -862,24 +819,14 @@ def _prepare_merge(
         key = _ident(key_columns[0].name)
         bounds = f" AND t.{key} >= ? AND t.{key} <= ?"
         params = list(con.execute(f"SELECT min({key}), max({key}) FROM {stage}").fetchone())
-    if wide:
-        needed = dict.fromkeys([*spec.primary_key, spec.cursor, spec.partition.column])
-        columns = ", ".join(f"t.{_ident(c)}" for c in needed if c)
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {old} AS SELECT {columns}, t.rowid AS spotlight_rowid "
-            f"FROM {table} AS t WHERE EXISTS (SELECT 1 FROM {stage} AS s WHERE {match})"
-        )
-        stale = f"t.{cursor} > s.{cursor}"
-    else:
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {old} AS SELECT t.*, t.rowid AS spotlight_rowid "
-            f"FROM {table} AS t WHERE EXISTS (SELECT 1 FROM {stage} AS s WHERE {match}){bounds}",
-            params,
-        )
-        stale = f"(t.{cursor} > s.{cursor} OR ({same}))"
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {old} AS SELECT t.*, t.rowid AS spotlight_rowid "
+        f"FROM {table} AS t WHERE EXISTS (SELECT 1 FROM {stage} AS s WHERE {match}){bounds}",
+        params,
+    )
     con.execute(
         f"DELETE FROM {stage} AS s WHERE EXISTS (SELECT 1 FROM {old} AS t "
-        f"WHERE {match} AND {stale})"
+        f"WHERE {match} AND (t.{cursor} > s.{cursor} OR ({same})))"
     )
     con.execute(
         f"DELETE FROM {old} AS t WHERE NOT EXISTS (SELECT 1 FROM {stage} AS s WHERE {match})"
@@ -896,9 +843,7 @@ def _apply_merge(
     con.execute(f"INSERT INTO {table} SELECT * FROM {stage}")
 
 
-def merge_rows(
-    con: duckdb.DuckDBPyConnection, spec: ExtractSpec, rows: str, *, wide: bool = False
-) -> Change | None:
+def merge_rows(con: duckdb.DuckDBPyConnection, spec: ExtractSpec, rows: str) -> Change | None:
     """Merge the rows of table ``rows`` (the spec's columns) into the spec's table as an
     incremental sync does, without a warehouse; how the table changed (None: not at all).
 
@@ -908,11 +853,11 @@ def merge_rows(
     stage = _ident(f"spotlight_stage_{spec.name}")
     old = _ident(f"spotlight_old_{spec.name}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE {stage} AS SELECT * FROM {rows}")
-    _prepare_merge(con, spec, table, stage, old, wide=wide)
+    _prepare_merge(con, spec, table, stage, old)
     if not _touched(con, spec, stage, old):
         return None
     _apply_merge(con, spec, table, stage, old)
-    return WHOLE if wide else Change(old=old, new=stage)
+    return Change(old=old, new=stage)
 
 
 def reload_rows(con: duckdb.DuckDBPyConnection, spec: ExtractSpec, rows: str) -> Change | None:

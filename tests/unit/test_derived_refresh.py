@@ -289,25 +289,3 @@ def test_a_changed_statement_is_rebuilt(base, monkeypatch):
     done = refresh_derived(con, {})
     assert done["dv_view_day"] == "rebuilt"
     assert done["dv_view"] == "kept"
-
-
-def test_a_wide_merge_counts_as_a_whole_change_and_still_equals(base):
-    """Staged keys spread over the whole table: the merge keeps only key, cursor and partition
-    of the old rows, and the derived tables are rebuilt from the merged table."""
-    con = _extract(base)
-    cols = _columns(con, "fact_view")
-    at = {c: i for i, c in enumerate(cols)}
-    rows = []
-    for row in con.execute("SELECT * FROM fact_view WHERE view_id % 10 = 3").fetchall():
-        row = list(row)
-        row[at["watch_seconds"]] += 1
-        row[at["started_at"]] += timedelta(days=1)
-        row[at["updated_at"]] = LATER
-        rows.append(tuple(row))
-    before = con.execute("SELECT count(*) FROM fact_view").fetchone()[0]
-    change = merge_rows(con, SPECS_BY_NAME["fact_view"], _stage(con, "fact_view", rows), wide=True)
-    assert change is not None and change.whole
-    assert con.execute("SELECT count(*) FROM fact_view").fetchone()[0] == before
-    done = refresh_derived(con, {"fact_view": change})
-    assert done["dv_view"] == "rebuilt"
-    assert_derived_equal(con)
