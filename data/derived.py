@@ -77,6 +77,23 @@ GROUP BY day
 ORDER BY day
 """
 
+# Per-day, per-title sums of all views: unfiltered top titles read about a ninth of the rows
+# (1.1M day x title pairs for 10M views; 91 days: 6 ms against 23 ms in a probe).
+DV_TITLE_DAY = """
+CREATE TABLE dv_title_day AS
+SELECT
+    day,
+    title_id,
+    count(*) AS starts,
+    sum(watch_seconds) AS watch_seconds,
+    sum(views) AS views,
+    count(*) FILTER (WHERE completed) AS completed
+FROM dv_view
+WHERE {where}
+GROUP BY day, title_id
+ORDER BY day, title_id
+"""
+
 DV_REVENUE = """
 CREATE TABLE dv_revenue AS
 SELECT
@@ -176,6 +193,7 @@ DERIVED_TABLES: tuple[tuple[str, str], ...] = (
     ("dv_viewer_index", DV_VIEWER_INDEX),
     ("dv_view", DV_VIEW),
     ("dv_view_day", DV_VIEW_DAY),
+    ("dv_title_day", DV_TITLE_DAY),
     ("dv_revenue", DV_REVENUE),
     ("dv_ad", DV_AD),
     ("dv_subscription", DV_SUBSCRIPTION),
@@ -363,6 +381,9 @@ REFRESH: dict[str, Rule] = {
         },
     ),
     "dv_view_day": DayRefresh(
+        where="day IN (SELECT day FROM {days})", inputs={"dv_view": SameDays()}
+    ),
+    "dv_title_day": DayRefresh(
         where="day IN (SELECT day FROM {days})", inputs={"dv_view": SameDays()}
     ),
     "dv_revenue": DayRefresh(

@@ -336,3 +336,22 @@ def test_catalog_entries_are_complete():
         assert isinstance(m.format(1234.5), str)
         assert m.format(float("nan")) == "—"
     assert M.METRICS["completion_rate"].format(0.5) == "50.0%"
+
+
+def test_an_extract_without_the_title_rollup_ranks_titles_the_same(store, tmp_path, bounds):
+    """An extract built by an earlier release has no dv_title_day: top titles scan dv_view."""
+    import shutil
+
+    from data.store import ExtractStore
+    from tests.conftest import DEMO_TEST_EXTRACT_KEY
+
+    older = ExtractStore(tmp_path / "older.duckdb", DEMO_TEST_EXTRACT_KEY)
+    shutil.copyfile(store.path, older.path)
+    with older.build(copy_current=True) as con:
+        con.execute("DROP TABLE dv_title_day")
+    filters = Filters.for_preset("last_90_days", bounds[1])
+    for window in M.TOP_TITLE_WINDOWS:
+        expected = M.top_titles(store.cursor(), filters, Scope(), window)
+        found = M.top_titles(older.cursor(), filters, Scope(), window)
+        assert not expected.empty
+        pd.testing.assert_frame_equal(found, expected, check_exact=False, rtol=1e-9)
