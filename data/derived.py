@@ -84,10 +84,11 @@ CREATE TABLE dv_title_day AS
 SELECT
     day,
     title_id,
-    count(*) AS starts,
-    sum(watch_seconds) AS watch_seconds,
+    -- Narrow integer columns: a stored HUGEINT (what SUM of integers gives) scanned 6x slower.
+    CAST(count(*) AS INTEGER) AS starts,
+    CAST(sum(watch_seconds) AS BIGINT) AS watch_seconds,
     sum(views) AS views,
-    count(*) FILTER (WHERE completed) AS completed
+    CAST(count(*) FILTER (WHERE completed) AS INTEGER) AS completed
 FROM dv_view
 WHERE {where}
 GROUP BY day, title_id
