@@ -37,6 +37,7 @@ from queue import Full, Queue
 from typing import Any, Literal
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from data import extract_specs
@@ -765,6 +766,35 @@ def _touched(con: duckdb.DuckDBPyConnection, spec: ExtractSpec, stage: str, old:
     return sorted(str(r[0]) for r in rows)
 
 
+_INTEGER_TYPES = frozenset({"id", "int", "small"})
+
+
+def _dense_key_duplicates(
+    con: duckdb.DuckDBPyConnection, spec: ExtractSpec, table: str
+) -> int | None:
+    """Rows beyond the first of each key, for a single integer key whose values are dense
+    (surrogate ids): marks in a boolean array over the key range, counted. None when the key
+    is not like that (the caller counts with a hash aggregate, which took 7-8 s for 10M rows
+    against well under a second here)."""
+    if len(spec.primary_key) != 1:
+        return None
+    column = next(c for c in spec.columns if c.name == spec.primary_key[0])
+    if column.type not in _INTEGER_TYPES:
+        return None
+    key = _ident(column.name)
+    low, high, rows, known = con.execute(
+        f"SELECT min({key}), max({key}), count(*), count({key}) FROM {table}"
+    ).fetchone()
+    if not rows:
+        return 0
+    if known != rows or int(high) - int(low) > 4 * rows + 1_000_000:
+        return None
+    values = np.asarray(con.execute(f"SELECT {key} AS k FROM {table}").fetchnumpy()["k"])
+    seen = np.zeros(int(high) - int(low) + 1, dtype=bool)
+    seen[values - int(low)] = True
+    return int(rows) - int(np.count_nonzero(seen))
+
+
 def _dedup_in_place(con: duckdb.DuckDBPyConnection, spec: ExtractSpec, table: str) -> int:
     """Keep one row per primary key (the latest cursor); the number of rows dropped.
 
@@ -772,10 +802,12 @@ def _dedup_in_place(con: duckdb.DuckDBPyConnection, spec: ExtractSpec, table: st
     really held several versions of a key.
     """
     keys = ", ".join(_ident(k) for k in spec.primary_key)
-    extra = con.execute(
-        f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {table} "
-        f"GROUP BY {keys} HAVING count(*) > 1)"
-    ).fetchone()[0]
+    extra = _dense_key_duplicates(con, spec, table)
+    if extra is None:
+        extra = con.execute(
+            f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {table} "
+            f"GROUP BY {keys} HAVING count(*) > 1)"
+        ).fetchone()[0]
     if not extra:
         return 0
     con.execute(
