@@ -420,6 +420,8 @@ def load_codes(
     they are; NULL is -1. ``table`` and ``column`` come from the callers' allowlists.
     """
     ident = '"' + column + '"'
+    values: list[str] = []
+    params: list[object] = []
     if text:
         values = [
             str(v)
@@ -427,16 +429,13 @@ def load_codes(
                 f"SELECT DISTINCT {ident} FROM {table} WHERE {ident} IS NOT NULL ORDER BY 1"
             ).fetchall()
         ]
-        if values:
-            members = ", ".join("'" + v.replace("'", "''") + "'" for v in values)
-            expr = f"CAST(enum_code(CAST({ident} AS ENUM({members}))) AS INTEGER)"
-        else:
-            expr = "CAST(NULL AS INTEGER)"
+        # The value's position in the (bound) list of distinct values.
+        expr = f"list_position(?::VARCHAR[], {ident}) - 1"
+        params = [values]
     else:
-        values = []
         expr = f"CAST({ident} AS INTEGER)"
     arrays = cursor.execute(
-        f"SELECT rowid AS r, coalesce({expr}, -1) AS c FROM {table}"
+        f"SELECT rowid AS r, coalesce({expr}, -1) AS c FROM {table}", params
     ).fetchnumpy()
     codes = _compact(_by_rowid(arrays["r"], arrays["c"], len(arrays["r"]), column))
     return codes, {v: i for i, v in enumerate(values)}, values
