@@ -579,6 +579,16 @@ def _flow_records(
     return _sql_flow_records(cursor, family, aggregates, filters, scope, grain, by, series_list)
 
 
+def _family_conditions(family: _Family, filters: Filters) -> dict[str, tuple[str, ...]]:
+    """The family's filtered columns and their allowed values (dimensions it lacks skipped),
+    for the in-memory indexes; the same meaning as ``_family_where`` gives in SQL."""
+    return {
+        family.columns[d]: filters.values(d)
+        for d in sorted(filters.active_dimensions)
+        if d in family.columns
+    }
+
+
 def _index_flow_records(
     index: viewer_index.ViewerIndex,
     cursor: duckdb.DuckDBPyConnection,
@@ -590,11 +600,7 @@ def _index_flow_records(
     by: str | None,
     series_list: list[_Series],
 ) -> _Records:
-    conditions = {
-        family.columns[d]: filters.values(d)
-        for d in sorted(filters.active_dimensions)
-        if d in family.columns
-    }
+    conditions = _family_conditions(family, filters)
     by_column = None if by is None else ("title_id" if by == "title" else family.columns[by])
     buckets = _buckets(filters.start, filters.end, grain)
     out: _Records = {}
@@ -687,11 +693,7 @@ def _hist_records(
     elif family in (_SUB, _SPELL) and by is None:
         rows_index = subscription_days.rows_for_cursor(cursor)
         if rows_index is not None:
-            conditions = {
-                family.columns[d]: filters.values(d)
-                for d in sorted(filters.active_dimensions)
-                if d in family.columns
-            }
+            conditions = _family_conditions(family, filters)
             rollup = rows_index.filtered(family.name, conditions)
     if rollup is not None:
         rows: list[tuple[Any, ...]] = []
@@ -1119,11 +1121,7 @@ def _top_titles_from_index(
     sessions all lack a runtime keeps NULL views, as SUM gives in SQL.
     """
     family = _FLOW_FAMILIES["view"]
-    conditions = {
-        family.columns[d]: window.values(d)
-        for d in sorted(window.active_dimensions)
-        if d in family.columns
-    }
+    conditions = _family_conditions(family, window)
     aggs = ["views", "views_known", "watch_seconds", "starts", "completed"]
     (found,) = index.aggregate_arrays(
         cursor, aggs, [(window.start, window.end)], conditions, scope.creator_ids, "title_id"
