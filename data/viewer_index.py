@@ -1,22 +1,24 @@
-"""Exact distinct viewers (and titles) over ``dv_view``, counted from arrays held in memory.
+"""The view family's aggregates over ``dv_view`` (sums and exact distinct viewers and titles),
+computed from arrays held in process memory.
 
-Distinct counts are the one aggregate that no rollup of sums can answer: active viewers over
-28 days is not the sum of 28 daily counts. DuckDB counts them exactly as set bits of a bitmap
-(data/derived.py), but building a 62 KB bitmap per group per thread costs 15-90 ms per query
-on 10M views. This index keeps ``dv_view``'s dense viewer numbers in process memory in day
-order, with the first row of every day, so a date range is a contiguous slice: marking the
-slice's viewer numbers in a boolean array and counting the marks is the same exact number in a
-few milliseconds, for any filter, scope and grouping (measured in README Benchmarks).
+Distinct counts are the one aggregate no rollup of sums can answer: active viewers over 28 days
+is not the sum of 28 daily counts. DuckDB counts them exactly as set bits of a bitmap
+(data/derived.py), but building a 62 KB bitmap per group per thread costs 15-90 ms per query on
+10M views. This index keeps ``dv_view``'s dense viewer numbers in process memory in day order,
+with the first row of every day, so a date range is a contiguous slice: marking the slice's
+viewer numbers in a boolean array and counting the marks is the same exact number in a few
+milliseconds, for any filter, scope and grouping; sums over the same slice are ``bincount``s
+(measured in README Benchmarks).
 
-What is held: the first row of each day, the viewer number,
-and, loaded the first time a query needs them, the columns that filter, scope or group the
-rows, as small integer codes. About 8 bytes per view for the unfiltered dashboards and 1-4 more
-per column used (10M views: 80 MB, plus 10-40 MB per filtered column).
+What is held: the first row of each day and the viewer numbers (4 bytes a view), and, loaded the
+first time a query needs them, the columns that filter, scope or group the rows as 1-2 byte
+codes and the summed columns in their smallest type (about 21 bytes a view with everything the
+Overview uses: 210 MB at 10M views).
 
-One index per extract build (``extract_meta.build_id``, written by every build), so a sync or
-an erasure is visible at the next query; the previous build's index is dropped. Extracts with
-more rows than ``build_cache.configure(max_rows=...)`` allows, or without a build id, are not indexed:
-callers fall back to SQL (``index_for`` returns None).
+One index per extract build (``extract_meta.build_id``, written by every build; see
+data/build_cache.py), so a sync or an erasure is visible at the next query. Extracts with more
+rows than ``build_cache.configure(max_rows=...)`` allows, or without a build id, are not
+indexed: callers fall back to SQL (``index_for`` returns None).
 """
 
 from __future__ import annotations
