@@ -53,6 +53,25 @@ class Partition:
             return f"MOD({alias}.{self.column}, {int(self.buckets)})"
         return "'*'"
 
+    def group_sql(self, alias: str = "src") -> str:
+        """What statistics group rows by: for months the month's first instant, which costs a
+        fraction of formatting every row's label (the label is formatted once per group, by
+        :meth:`label_sql`); the same spelling in the warehouse and DuckDB."""
+        if self.kind == "month":
+            return schema.month_key_sql(f"{alias}.{self.column}")
+        if self.kind == "whole":
+            # PostgreSQL refuses a bare string constant in GROUP BY; an expression is fine.
+            return "CAST('*' AS VARCHAR)"
+        return self.sql("warehouse", alias)
+
+    def label_sql(self, side: Side, key: str) -> str:
+        """The partition label (text) of a group whose key is ``key`` (see :meth:`group_sql`)."""
+        if self.kind == "month":
+            if side == "duckdb":
+                return f"strftime({key}, '%Y-%m')"
+            return f"TO_CHAR({key}, 'YYYY-MM')"
+        return f"CAST({key} AS VARCHAR)"
+
     def ranges(self, partitions: Sequence[str]) -> list[tuple[str, str]]:
         """[start, end) bounds of the partition column covering ``partitions``, one per run of
         consecutive months, as 'YYYY-MM-DD' text; empty when the partitions are not months.
@@ -176,7 +195,7 @@ class ExtractSpec:
         """Row count and control totals per partition of the source, as the extract should hold.
 
         With ``partitions``, only the partitions bound as ``$1..$n`` are described; with
-        ``ranges`` as well, ``$n+1..$n+2*ranges`` bind the [start, end) bounds of
+        ``ranges`` instead (months), ``$1..$2*ranges`` bind the [start, end) bounds of
         :meth:`Partition.ranges`, so the warehouse reads only those blocks (bind
         :meth:`stats_params`). With ``dedup``, rows are de-duplicated on the primary key first
         (Redshift does not enforce primary keys, so the source may hold several versions of a
@@ -198,9 +217,12 @@ class ExtractSpec:
 
     def stats_params(self, partitions: Sequence[str]) -> tuple[int, list[str]]:
         """For a statistics query limited to ``partitions``: the number of ranges to render,
-        and the values to bind (the partitions, then each range's start and end)."""
+        and the values to bind (each range's start and end; the partitions themselves when
+        they are not months)."""
         ranges = self.partition.ranges(partitions)
-        return len(ranges), [*partitions, *(bound for r in ranges for bound in r)]
+        if not ranges:
+            return 0, list(partitions)
+        return len(ranges), [bound for r in ranges for bound in r]
 
     def columns_sql(self) -> str:
         """The source table's columns as the warehouse describes them ($1 schema, $2 table)."""
@@ -258,31 +280,27 @@ def _stats_sql(
     latest cursor wins); that costs a sort, so it is only asked for partitions that did not
     reconcile without it.
     """
-    part = f"CAST({spec.partition.sql(side, 'src')} AS VARCHAR)"
-    if partitions is not None:
+    if ranges and spec.partition.kind == "month":
+        # Sargable bounds instead of an IN on the month label, which nothing can prune and
+        # which formats every row: each run of months as column >= start AND column < end,
+        # OR'd. They select exactly the listed months (see Partition.ranges).
+        column = spec.partition.column
+        kind = "DATE" if spec.table.column(column).type == "date" else "TIMESTAMP"
+        bounds = []
+        for i in range(ranges):
+            lo, hi = ("?", "?") if side == "duckdb" else (f"${2 * i + 1}", f"${2 * i + 2}")
+            bounds.append(
+                f"(src.{column} >= CAST({lo} AS {kind}) AND src.{column} < CAST({hi} AS {kind}))"
+            )
+        where = f"{where} AND ({' OR '.join(bounds)})"
+    elif partitions is not None:
         marks = (
             ", ".join("?" for _ in range(partitions))
             if side == "duckdb"
             else ", ".join(f"${i + 1}" for i in range(partitions))
         )
+        part = f"CAST({spec.partition.sql(side, 'src')} AS VARCHAR)"
         where = f"{where} AND {part} IN ({marks or 'NULL'})"
-        if ranges and spec.partition.kind == "month":
-            # Sargable bounds next to the IN, which nothing can prune: each month run as
-            # column >= start AND column < end, OR'd (see Partition.ranges).
-            column = spec.partition.column
-            kind = "DATE" if spec.table.column(column).type == "date" else "TIMESTAMP"
-            first = partitions
-            bounds = []
-            for i in range(ranges):
-                lo, hi = (
-                    ("?", "?")
-                    if side == "duckdb"
-                    else (f"${first + 2 * i + 1}", f"${first + 2 * i + 2}")
-                )
-                bounds.append(
-                    f"(src.{column} >= CAST({lo} AS {kind}) AND src.{column} < CAST({hi} AS {kind}))"
-                )
-            where = f"{where} AND ({' OR '.join(bounds)})"
     if dedup:
         keys = ", ".join(f"src.{k}" for k in spec.primary_key)
         source = (
@@ -292,9 +310,15 @@ def _stats_sql(
         )
         where = "src.spotlight_rank = 1"
     totals = [t for c in spec.columns for t in _totals(c, side, "src")]
+    key = spec.partition.group_sql("src")
+    # Grouped by the key, labelled outside: every dialect accepts a GROUP BY of exactly what is
+    # selected, and the label is formatted once per group.
+    named = ", ".join(f"{t} AS spotlight_t{i}" for i, t in enumerate(totals))
+    picked = ", ".join(f"g.spotlight_t{i}" for i in range(len(totals)))
     return (
-        f"SELECT {part} AS part, COUNT(*) AS row_count, {', '.join(totals)} "
-        f"FROM {source} AS src WHERE {where} GROUP BY {part} ORDER BY 1"
+        f"SELECT {spec.partition.label_sql(side, 'g.spotlight_key')} AS part, g.row_count, "
+        f"{picked} FROM (SELECT {key} AS spotlight_key, COUNT(*) AS row_count, {named} "
+        f"FROM {source} AS src WHERE {where} GROUP BY {key}) AS g ORDER BY 1"
     )
 
 

@@ -43,3 +43,18 @@ def test_postgres_ddl_indexes_the_sort_key_and_the_cursor():
         in statements
     )
     assert not [s for s in schema.warehouse_ddl("redshift", "wh") if "INDEX" in s]
+
+
+def test_postgres_ddl_gives_the_planner_statistics_on_the_month_the_sync_groups_by():
+    from data.extract_specs import SPECS_BY_NAME
+
+    statements = schema.warehouse_ddl("postgres", "wh")
+    month = schema.month_key_sql("started_at")
+    assert (
+        f"CREATE STATISTICS IF NOT EXISTS wh.fact_view_month_stats ON ({month}) FROM wh.fact_view"
+        in statements
+    )
+    # The reconciliation groups by exactly that expression, or the statistics do not apply.
+    stats_sql = SPECS_BY_NAME["fact_view"].source_stats_sql("wh", suppress=False)
+    assert f"GROUP BY {schema.month_key_sql('src.started_at')}" in stats_sql
+    assert not [s for s in schema.warehouse_ddl("redshift", "wh") if "STATISTICS" in s]
