@@ -240,6 +240,23 @@ class ExtractStore:
             local.identity = identity
         return local.cursor
 
+    @contextlib.contextmanager
+    def peek(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A short-lived read-only connection to the live extract, for a few small reads.
+
+        Unlike :meth:`cursor` it loads no OpenSSL backend (0.1 s of a 0.7 s incremental sync
+        of 1M views): DuckDB's built-in one reads encrypted files, slower per byte, which a
+        few rows of metadata do not notice. Closed on exit, so nothing of it stays open.
+        """
+        self._file_identity()  # the clear "no extract" error
+        con = duckdb.connect(":memory:")
+        try:
+            _attach(con, self.path, self._key, read_only=True)
+            con.execute("SET enable_external_access = false")
+            yield con
+        finally:
+            con.close()
+
     def generation(self) -> str:
         """Identifies the extract file now live; part of every query cache key."""
         ino, mtime = self._file_identity()
@@ -252,11 +269,14 @@ class ExtractStore:
 
 def write_meta(con: duckdb.DuckDBPyConnection, values: Mapping[str, object]) -> None:
     """Record facts about the extract (its source, when it was built, sync watermarks)."""
-    for key, value in values.items():
-        con.execute(
-            "INSERT INTO extract_meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            [key, str(value)],
-        )
+    if not values:
+        return
+    # One statement for all of them: a sync records about 40, and a statement each cost 0.13 s.
+    con.execute(
+        "INSERT INTO extract_meta SELECT unnest(?), unnest(?) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [list(values), [str(v) for v in values.values()]],
+    )
 
 
 def _pid_alive(pid: int) -> bool:

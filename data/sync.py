@@ -355,7 +355,12 @@ def _sync(
     options: SyncOptions,
     started: datetime,
 ) -> None:
-    live_meta: dict[str, str] = store.read_meta() if store.exists() else {}
+    live_meta: dict[str, str] = {}
+    suppressed: list[tuple[int, datetime]] = []
+    if store.exists():
+        with store.peek() as live:
+            live_meta = dict(live.execute("SELECT key, value FROM extract_meta").fetchall())
+            suppressed = suppression_list(live)
     from_warehouse = live_meta.get("source") == "warehouse"
     if partial and not from_warehouse:
         raise SyncError(
@@ -365,7 +370,6 @@ def _sync(
     # Copy the live extract when it was synced before and some tables are not re-read whole;
     # a full sync of everything starts from empty tables (and copies only the suppression list).
     copy = from_warehouse and not (full and not partial)
-    suppressed = suppression_list(store.cursor()) if store.exists() else []
     source = _Source(warehouse, [key for key, _ in suppressed])
     phases = result.phases
     mark = time.perf_counter()
@@ -440,7 +444,10 @@ def _sync(
                 "source": "warehouse",
                 "warehouse": warehouse.describe(),
                 "last_sync_at": started.isoformat(timespec="seconds"),
-                "last_sync_full": str(full).lower(),
+                # Asked for, or what a first sync is: every table read whole.
+                "last_sync_full": str(
+                    full or all(tr.mode == "full" for tr in result.tables)
+                ).lower(),
             }
             for tr in result.tables:
                 meta[f"synced_at.{tr.table}"] = started.isoformat(timespec="seconds")

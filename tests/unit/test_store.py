@@ -66,6 +66,24 @@ def test_missing_extract_says_how_to_build_one(tmp_path):
         ExtractStore(tmp_path / "absent.duckdb", KEY).cursor()
 
 
+def test_a_peek_reads_the_live_extract_and_can_change_nothing(store):
+    with store.peek() as con:
+        assert con.execute("SELECT name FROM dim_creator").fetchall() == [
+            ("plaintext-marker-studio",)
+        ]
+        with pytest.raises(duckdb.Error):
+            con.execute("DELETE FROM dim_creator")
+        with pytest.raises(duckdb.Error):
+            con.execute("SELECT * FROM read_csv('/etc/passwd')")
+    assert _count(store) == 1
+    wrong_key = ExtractStore(store.path, "w" * 40)
+    with pytest.raises(ExtractError, match="extract key does not open"), wrong_key.peek():
+        pass
+    absent = ExtractStore(store.path.with_name("absent.duckdb"), KEY)
+    with pytest.raises(ExtractError, match=r"cli\.py demo"), absent.peek():
+        pass
+
+
 def test_a_failed_build_leaves_the_live_extract_and_no_partial_file(store):
     with pytest.raises(RuntimeError), store.build(copy_current=True) as con:
         _creator(con, 2)
