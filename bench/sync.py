@@ -11,7 +11,10 @@ For each size it loads ``fact_view`` in a PostgreSQL schema of its own (server-s
   reads only those (plus the overlap window) into a copy of the extract.
 
 Rows/s is view rows divided by the whole sync's wall time, reconciliation and the encrypted
-write included. Phase times come from the sync's own clock (``SyncResult.phases``, the view
+write included. Before the syncs, ``raw_read`` times the driver reading every view with nothing
+done with the rows, and the machine's busy CPU-seconds meanwhile (server and client share it):
+no sync through that driver can be faster here. Each sync records the machine's busy
+CPU-seconds too (near twice its seconds: both cores were saturated). Phase times come from the sync's own clock (``SyncResult.phases``, the view
 table's ``TableResult.phases``, and what the incremental refresh did to each derived table);
 each result records the load average when it started (the machine is shared). The warehouse
 tables are created from data/schema.py, loaded, then indexed (the PostgreSQL DDL's indexes on
@@ -39,6 +42,7 @@ import duckdb
 import psycopg
 
 from data import schema
+from data.extract_specs import SPECS_BY_NAME
 from data.store import ExtractStore
 from data.sync import run_sync
 from data.warehouse import RetryPolicy, Warehouse
@@ -102,6 +106,35 @@ def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
+def busy_cpu_seconds() -> tuple[float, float]:
+    """(busy, elapsed) CPU-seconds of the whole machine so far, from /proc/stat: the server
+    and the client share it, so this is what a read costs both of them."""
+    with open("/proc/stat") as fh:
+        fields = [int(x) for x in fh.readline().split()[1:]]
+    ticks = os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + fields[4]
+    return (sum(fields[:8]) - idle) / ticks, sum(fields[:8]) / ticks
+
+
+def raw_read(warehouse: Warehouse) -> dict[str, Any]:
+    """The driver's read of every view with nothing done with the rows: the ceiling of any sync
+    through that driver on this machine, and how many of its cores it keeps busy."""
+    spec = SPECS_BY_NAME["fact_view"]
+    sql = spec.select_sql(SCHEMA, incremental=False, suppress=False)
+    with warehouse.session() as session:
+        busy0, all0 = busy_cpu_seconds()
+        start = time.perf_counter()
+        rows = sum(batch.num_rows for batch in session.stream(sql))
+        seconds = time.perf_counter() - start
+        busy1, all1 = busy_cpu_seconds()
+    return {
+        "seconds": round(seconds, 3),
+        "rows_per_second": round(rows / seconds),
+        "busy_cpu_seconds": round(busy1 - busy0, 1),
+        "cpu_seconds_available": round(all1 - all0, 1),
+    }
+
+
 def timed_sync(warehouse: Warehouse, store: ExtractStore, full: bool) -> dict[str, Any]:
     """One sync, with the time of each of its steps.
 
@@ -112,9 +145,11 @@ def timed_sync(warehouse: Warehouse, store: ExtractStore, full: bool) -> dict[st
     from the sync's own clock.
     """
     load_before = load_average()
+    busy_before, _ = busy_cpu_seconds()
     start = time.perf_counter()
     result = run_sync(warehouse=warehouse, store=store, full=full)
     total = time.perf_counter() - start
+    busy_after, _ = busy_cpu_seconds()
     if not result.ok:
         raise RuntimeError(result.error)
     views = result.table("fact_view")
@@ -127,6 +162,8 @@ def timed_sync(warehouse: Warehouse, store: ExtractStore, full: bool) -> dict[st
         "rows_read": views.rows_read,
         "rows_in_extract": views.rows_in_extract,
         "rows_per_second": round(views.rows_in_extract / total) if full else None,
+        # The machine's, server included: near 2 x seconds means both cores were saturated.
+        "busy_cpu_seconds": round(busy_after - busy_before, 1),
         "partitions_checked": views.partitions_checked,
         **phases,
         "fact_view_s": dict(views.phases),
@@ -172,12 +209,16 @@ def bench(rows: int, drivers: list[str], repeat: int) -> dict[str, Any]:
                 config.update(host="127.0.0.1", port=proxy.port)
             warehouse = Warehouse.from_mapping(config, RetryPolicy(attempts=2))
             fulls, incs = [], []
+            ceiling = raw_read(warehouse)
+            print(driver, "raw read", ceiling, flush=True)
             with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
                 store = ExtractStore(Path(tmp) / "extract.duckdb", KEY)
                 for _ in range(repeat):
                     fulls.append(timed_sync(warehouse, store, full=True))
                     print(driver, "full", fulls[-1], flush=True)
-                for pattern in ("spread", "recent"):
+                # The newest 1% first: a sync right after a spread change re-reads the spread
+                # rows too (they are inside the overlap window), so it would not be typical.
+                for pattern in ("recent", "spread"):
                     for _ in range(repeat):
                         step += 1
                         bump_cursor(step, rows, pattern)
@@ -193,6 +234,7 @@ def bench(rows: int, drivers: list[str], repeat: int) -> dict[str, Any]:
                 for pattern in ("spread", "recent")
             }
             out["drivers"][driver] = {
+                "raw_read": ceiling,
                 "full": fulls,
                 "incremental_1pct": incs,
                 "best_full_rows_per_second": best_full["rows_per_second"],
