@@ -8,15 +8,18 @@ import streamlit as st
 from components import auth
 from components.context import AppContext
 from components.stepup import step_up_ok
+from components.text import md_escape
 from data.erasure import ErasureError
 from data.extract_specs import SPECS
 from data.store import ExtractError
 from data.sync import SyncProgress, sync_status
 from data.writer_lock import ExtractBusyError
+from security.audit import OK
 from security.operations import audited_erasure, audited_sync
 from security.permissions import Principal
 
 ERASE_PENDING_KEY = "erase-pending"
+SYNC_OUTCOME_KEY = "sync-outcome"
 
 
 def sync_panel(ctx: AppContext, principal: Principal) -> None:
@@ -30,6 +33,7 @@ def sync_panel(ctx: AppContext, principal: Principal) -> None:
         )
     else:
         st.write(f"The extract was built from `{status.source}`; it has not been synced yet.")
+    _last_run(ctx)
     if status.tables:
         st.dataframe(
             pd.DataFrame(
@@ -67,6 +71,7 @@ def sync_panel(ctx: AppContext, principal: Principal) -> None:
     if not st.button(
         "🔄 Run sync", key="sync-run", type="primary", disabled=not principal.can("run_sync")
     ):
+        _show_last_sync()
         return
     with st.status("Syncing from the warehouse…", expanded=True) as box:
         bar = st.progress(0.0, text="Connecting…")
@@ -83,20 +88,60 @@ def sync_panel(ctx: AppContext, principal: Principal) -> None:
             only=only or None,
             progress=progress,
         )
-        st.code("\n".join(result.summary_lines()), language=None)
         box.update(
             label="Sync finished" if result.ok else "Sync failed",
             state="complete" if result.ok else "error",
         )
-    if result.ok:
-        st.success(
-            f"Sync succeeded in {result.seconds:.1f}s; dashboards show the new data now.", icon="✅"
-        )
+    # Run the page again so that everything above (the status table, the "no extract yet"
+    # warning) describes the new extract; the outcome is shown under the button on that run.
+    st.session_state[SYNC_OUTCOME_KEY] = (
+        result.ok,
+        f"Sync succeeded in {result.seconds:.1f}s; dashboards show the new data now.",
+        "\n".join(result.summary_lines()),
+    )
+    st.rerun()
+
+
+def _last_run(ctx: AppContext) -> None:
+    """The newest sync run by anyone (this page, the CLI or cron), failed ones included, from
+    the audit log: when, who, how long, and how it ended."""
+    runs = ctx.security.audit.list(action="sync", limit=1)
+    if not runs:
+        return
+    run = runs[0]
+    details = run.details or {}
+    seconds = details.get("seconds")
+    took = f" in {float(seconds):.1f} s" if isinstance(seconds, int | float) else ""
+    tables = details.get("tables") or {}
+    read = sum(int(t.get("rows_read") or 0) for t in tables.values() if isinstance(t, dict))
+    when = f"{run.ts:%Y-%m-%d %H:%M} UTC by {md_escape(run.actor)}"
+    if run.outcome == OK:
+        st.caption(f"Last run: {when}, succeeded{took}, {read:,} rows read.")
     else:
+        kind = md_escape(str(details.get("error_kind") or "error"))
+        error = md_escape(str(details.get("error") or ""))
+        kept = (
+            "The extract described here is from the last successful sync."
+            if ctx.store.exists()
+            else "There is still no extract."
+        )
         st.error(
-            f"Sync failed ({result.error_kind}): {result.error} The previous extract is still in use.",
+            f"**The last sync failed** ({when}{took}, {kind}): {error} {kept}",
             icon="🛑",
         )
+
+
+def _show_last_sync() -> None:
+    """The outcome of the sync this tab just ran (once), with its per-table summary."""
+    outcome = st.session_state.pop(SYNC_OUTCOME_KEY, None)
+    if outcome is None:
+        return
+    ok, message, summary = outcome
+    if ok:
+        st.success(message, icon="✅")
+    # A failure is already said above the status (the last run, from the audit log).
+    with st.expander("What the sync did", expanded=not ok):
+        st.code(summary, language=None)
 
 
 def erasure_panel(ctx: AppContext, principal: Principal) -> None:

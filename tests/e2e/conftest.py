@@ -7,6 +7,7 @@ Screenshots go to test-output/screenshots/ for a reviewer to look at.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -71,19 +72,19 @@ def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 
     raise RuntimeError(f"the app did not become healthy in {timeout}s:\n{log.read_text()[-4000:]}")
 
 
-@pytest.fixture(scope="session")
-def app_server() -> Iterator[RunningApp]:
-    root = Path(tempfile.mkdtemp(prefix="spotlight-e2e-"))
+@contextlib.contextmanager
+def running_app(root: Path, **settings: str) -> Iterator[RunningApp]:
+    """The app served by Streamlit on a free port, with its data and keys under ``root`` and
+    ``settings`` as SPOTLIGHT_* environment variables; stopped on exit."""
     port = _free_port()
     env = {
         **os.environ,
         "SPOTLIGHT_DATA_DIR": str(root / "data"),
         "SPOTLIGHT_KEY_DIR": str(root / "keys"),
-        "SPOTLIGHT_DEMO_VIEWERS": "2000",
-        "SPOTLIGHT_DEMO_VIEWS": "40000",
-        "SPOTLIGHT_DEMO_SEED": "5",
+        **{f"SPOTLIGHT_{name.upper()}": value for name, value in settings.items()},
     }
-    env.pop("SPOTLIGHT_WAREHOUSE_URL", None)
+    if "warehouse_url" not in settings:
+        env.pop("SPOTLIGHT_WAREHOUSE_URL", None)
     log = root / "streamlit.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
@@ -115,6 +116,14 @@ def app_server() -> Iterator[RunningApp]:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="session")
+def app_server() -> Iterator[RunningApp]:
+    """The app in demo mode, building its (small) demo extract on first start."""
+    root = Path(tempfile.mkdtemp(prefix="spotlight-e2e-"))
+    with running_app(root, demo_viewers="2000", demo_views="40000", demo_seed="5") as running:
+        yield running
 
 
 @pytest.fixture(scope="session")
