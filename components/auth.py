@@ -112,8 +112,15 @@ def persist_cookie_if_pending(ctx: AppContext) -> None:
         return
     principal = _CURRENT.get()
     token = st.session_state.get(TOKEN_KEY)
-    if principal is None or not token or _cookie(ctx).issue(principal.username, token):
+    if principal is None or not token:
         st.session_state.pop(COOKIE_PENDING_KEY, None)
+        return
+    # Drawn at the foot of the sidebar: in the page body its two frames left a gap above the
+    # title, and once gone they shifted every element of the page (a rerun then shows the page
+    # twice while it redraws).
+    with st.sidebar:
+        if _cookie(ctx).issue(principal.username, token):
+            st.session_state.pop(COOKIE_PENDING_KEY, None)
 
 
 def sign_out(ctx: AppContext, principal: Principal) -> None:
