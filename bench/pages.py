@@ -22,17 +22,15 @@ import argparse
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "pages.json"
-CHROMIUM = "/usr/bin/chromium"
 PAGES = (
     ("Overview", "📊 Overview"),
     ("Engagement", "🔥 Engagement"),
@@ -49,12 +47,6 @@ _DRAWN = """(title) => {
     const stale = document.querySelector('[data-stale="true"]');
     return h1 && idle && !stale && charts.length > 0 && charts.every(c => c.querySelector('.main-svg'));
 }"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _build(views: int) -> float:
@@ -91,50 +83,16 @@ def _extract_rows() -> int:
     )
 
 
-def _serve(port: int, log: Path) -> subprocess.Popen:
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "streamlit",
-                "run",
-                "app.py",
-                "--server.port",
-                str(port),
-                "--server.address",
-                "127.0.0.1",
-                "--server.headless",
-                "true",
-            ],
-            cwd=ROOT,
-            env=dict(os.environ),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        if proc.poll() is not None:
-            raise RuntimeError(log.read_text()[-3000:])
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):  # noqa: S310 - our own http URL
-                return proc
-        except OSError:
-            time.sleep(0.5)
-    raise RuntimeError("the app did not start")
-
-
 def measure(url: str, repeat: int) -> dict:
     from playwright.sync_api import sync_playwright
 
     from security.demo import DEMO_PASSWORD
+    from tests.e2e.app_process import CHROMIUM, CHROMIUM_FLAGS
 
     samples: dict[str, list[float]] = {label: [] for label, _ in PAGES}
     cold: dict[str, float] = {}
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
-        )
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         tab = browser.new_context(viewport={"width": 1440, "height": 1000}).new_page()
         tab.set_default_timeout(120_000)
         # Land on the account page (no dashboard query), so every dashboard's first visit is cold.
@@ -184,15 +142,16 @@ def main() -> None:
         sys.exit("Set SPOTLIGHT_DATA_DIR and SPOTLIGHT_KEY_DIR to the benchmark's own folders.")
     build_seconds = _build(args.views) if args.build else None
     rows = _extract_rows()
-    port = _free_port()
-    log = Path(os.environ["SPOTLIGHT_DATA_DIR"]) / "bench-streamlit.log"
+    from tests.e2e.app_process import running_app
+
     load_before = os.getloadavg()[0]
-    proc = _serve(port, log)
-    try:
-        pages = measure(f"http://127.0.0.1:{port}", args.repeat)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+    with running_app(
+        Path(tempfile.mkdtemp(prefix="spotlight-bench-pages-")),
+        timeout=300,
+        data_dir=os.environ["SPOTLIGHT_DATA_DIR"],
+        key_dir=os.environ["SPOTLIGHT_KEY_DIR"],
+    ) as app:
+        pages = measure(app.url, args.repeat)
     result = {
         "machine": {
             "cores": os.cpu_count(),

@@ -7,16 +7,9 @@ Screenshots go to test-output/screenshots/ for a reviewer to look at.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pyotp
@@ -24,98 +17,12 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from security.demo import DEMO_PASSWORD
-from settings import PROJECT_ROOT
 from tests.conftest import TEST_OUTPUT
+from tests.e2e.app_process import CHROMIUM, CHROMIUM_FLAGS, RunningApp, running_app
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCREENSHOTS = TEST_OUTPUT / "screenshots"
 DESKTOP = {"width": 1440, "height": 1000}
 PHONE = {"width": 390, "height": 844}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class RunningApp:
-    url: str
-    data_dir: Path
-    key_dir: Path
-    env: dict[str, str]
-    log: Path
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the app exited early:\n{log.read_text()[-4000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:  # noqa: S310 - our own http URL
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise RuntimeError(f"the app did not become healthy in {timeout}s:\n{log.read_text()[-4000:]}")
-
-
-@contextlib.contextmanager
-def running_app(root: Path, **settings: str) -> Iterator[RunningApp]:
-    """The app served by Streamlit on a free port, with its data and keys under ``root`` and
-    ``settings`` as SPOTLIGHT_* environment variables; stopped on exit."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "SPOTLIGHT_DATA_DIR": str(root / "data"),
-        "SPOTLIGHT_KEY_DIR": str(root / "keys"),
-        **{f"SPOTLIGHT_{name.upper()}": value for name, value in settings.items()},
-    }
-    if "warehouse_url" not in settings:
-        env.pop("SPOTLIGHT_WAREHOUSE_URL", None)
-    log = root / "streamlit.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "streamlit",
-                "run",
-                "app.py",
-                "--server.port",
-                str(port),
-                "--server.address",
-                "127.0.0.1",
-                "--server.headless",
-                "true",
-            ],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, proc, log)
-        yield RunningApp(url=url, data_dir=root / "data", key_dir=root / "keys", env=env, log=log)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,8 @@ from playwright.sync_api import Page, expect
 
 from data.store import ExtractStore
 from settings import PROJECT_ROOT
-from tests.e2e.conftest import RunningApp, running_app, screenshot, sign_in, wait_for_app
+from tests.e2e.app_process import RunningApp, running_app
+from tests.e2e.conftest import screenshot, sign_in, wait_for_app
 from tests.integration.conftest import EXTRACT_KEY, PG_DSN, PgWarehouse, load_demo
 
 pytestmark = pytest.mark.integration
