@@ -105,6 +105,19 @@ def _isin(series: pd.Series, values: tuple[str, ...], integer: bool = False) -> 
     return series.isin(set(values))
 
 
+# dimension -> column of the views frame, restated here (not imported from data/) so the
+# reference stays independent of the code it checks.
+VIEW_COLUMNS = {
+    "country": "country",
+    "device": "device",
+    "genre": "genre",
+    "kind": "kind",
+    "creator": "creator_id",
+    "plan": "plan",
+    "age_band": "age_band",
+}
+
+
 def _mask(frame: pd.DataFrame, f: Filters, columns: dict[str, str]) -> pd.Series:
     m = pd.Series(True, index=frame.index)
     for dim, col in columns.items():
@@ -134,15 +147,7 @@ def values(ref: Reference, f: Filters, scope: Scope, lo: date, hi: date) -> dict
         & _mask(
             v,
             f,
-            {
-                "country": "country",
-                "device": "device",
-                "genre": "genre",
-                "kind": "kind",
-                "creator": "creator_id",
-                "plan": "plan",
-                "age_band": "age_band",
-            },
+            VIEW_COLUMNS,
         )
         & _scope_mask(v, scope)
     )

@@ -17,6 +17,7 @@ import pytest
 
 from data import comparison, engagement, underperformance
 from data.filters import Filters, Scope
+from tests.unit.metrics_reference import VIEW_COLUMNS
 
 END = date(2026, 10, 31)
 ALL = Scope.everything()
@@ -51,23 +52,12 @@ def ref(cursor):
     return {"titles": titles, "views": views, "inter": inter, "revenue": revenue}
 
 
-COLUMN = {
-    "country": "country",
-    "device": "device",
-    "genre": "genre",
-    "kind": "kind",
-    "creator": "creator_id",
-    "plan": "plan",
-    "age_band": "age_band",
-}
-
-
 def _select(frame: pd.DataFrame, filters: Filters, scope: Scope, lo=None, hi=None) -> pd.DataFrame:
     lo, hi = lo or filters.start, hi or filters.end
     out = frame[(frame["day"] >= lo) & (frame["day"] <= hi)]
     for name in filters.active_dimensions:
         wanted = set(filters.values(name))
-        out = out[out[COLUMN[name]].astype(str).isin(wanted)]
+        out = out[out[VIEW_COLUMNS[name]].astype(str).isin(wanted)]
     if not scope.is_all:
         out = out[out["creator_id"].isin(scope.creator_ids)]
     return out

@@ -224,15 +224,7 @@ def test_top_titles_rank_by_runtime_normalised_views(engine, cursor, ref, bounds
             & R._mask(
                 v,
                 filters,
-                {
-                    "country": "country",
-                    "device": "device",
-                    "genre": "genre",
-                    "kind": "kind",
-                    "creator": "creator_id",
-                    "plan": "plan",
-                    "age_band": "age_band",
-                },
+                R.VIEW_COLUMNS,
             )
             & R._scope_mask(v, scope)
         )
