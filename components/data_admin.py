@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pandas as pd
 import streamlit as st
 
@@ -29,7 +31,8 @@ def sync_panel(ctx: AppContext, principal: Principal) -> None:
     elif status.last_sync_at:
         mode = "full" if status.last_sync_full else "incremental"
         st.write(
-            f"Last successful sync: **{status.last_sync_at}** ({mode}) from `{status.source}`."
+            f"Last successful sync: **{_utc_minute(status.last_sync_at)} UTC** ({mode}) "
+            f"from `{status.source}`."
         )
     else:
         st.write(f"The extract was built from `{status.source}`; it has not been synced yet.")
@@ -41,14 +44,22 @@ def sync_panel(ctx: AppContext, principal: Principal) -> None:
                     {
                         "table": t.table,
                         "rows": t.rows,
-                        "watermark": t.watermark,
-                        "synced at": t.synced_at,
+                        "watermark": _utc_minute(t.watermark, seconds=True),
+                        "synced at": _utc_minute(t.synced_at),
                         "mode": t.mode,
                     }
                     for t in status.tables
                 ]
             ),
             hide_index=True,
+            column_config={
+                "watermark": st.column_config.TextColumn(
+                    "watermark (UTC)",
+                    help="The newest change read from the warehouse (its updated_at column); "
+                    "the next incremental sync reads from here, less an overlap window.",
+                ),
+                "synced at": st.column_config.TextColumn("synced at (UTC)"),
+            },
         )
     st.caption(
         f"{status.suppressed_viewers:,} erased viewer(s) on the suppression list. Failed runs are in the audit log."
@@ -100,6 +111,17 @@ def sync_panel(ctx: AppContext, principal: Principal) -> None:
         "\n".join(result.summary_lines()),
     )
     st.rerun()
+
+
+def _utc_minute(iso: str | None, *, seconds: bool = False) -> str:
+    """An ISO timestamp the sync wrote (naive UTC) as the admin page shows times elsewhere."""
+    if not iso:
+        return "—"
+    try:
+        moment = datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    return f"{moment:%Y-%m-%d %H:%M:%S}" if seconds else f"{moment:%Y-%m-%d %H:%M}"
 
 
 def _last_run(ctx: AppContext) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -49,6 +50,17 @@ def test_an_admin_runs_the_first_sync_from_the_app(loaded, tmp_path):
             for c in at.caption
         )
         assert app_context().store.exists()
+        # The status describes the new extract, its times written as elsewhere on the page.
+        assert any(
+            re.search(
+                r"Last successful sync: \*\*\d{4}-\d\d-\d\d \d\d:\d\d UTC\*\* \(full\)", m.value
+            )
+            for m in at.markdown
+        ), [m.value for m in at.markdown]
+        [status] = [d for d in at.dataframe if "watermark" in d.value.columns]
+        assert list(status.value.columns) == ["table", "rows", "watermark", "synced at", "mode"]
+        assert status.value["synced at"].str.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d").all()
+        assert status.value["watermark"].str.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d").all()
         [record] = app_context().security.audit.list(action="sync", actor="ops")
         assert record.outcome == OK
 
