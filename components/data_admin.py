@@ -107,7 +107,7 @@ def sync_panel(ctx: AppContext, principal: Principal) -> None:
     # warning) describes the new extract; the outcome is shown under the button on that run.
     st.session_state[SYNC_OUTCOME_KEY] = (
         result.ok,
-        f"Sync succeeded in {result.seconds:.1f}s; dashboards show the new data now.",
+        f"Sync succeeded in {result.seconds:.1f} s; dashboards show the new data now.",
         "\n".join(result.summary_lines()),
     )
     st.rerun()
@@ -215,7 +215,7 @@ def erasure_panel(ctx: AppContext, principal: Principal) -> None:
     st.cache_data.clear()
     if result.total_removed:
         st.success(
-            f"Viewer {pending} erased: {result.total_removed:,} rows removed in {result.seconds:.1f}s; "
+            f"Viewer {pending} erased: {result.total_removed:,} rows removed in {result.seconds:.1f} s; "
             "the key is on the suppression list.",
             icon="✅",
         )
