@@ -43,7 +43,7 @@ def demo(
     from rich.table import Table
 
     from data.demo import DemoConfig, build_demo_extract
-    from data.store import ExtractError, store_from_settings
+    from data.extract.store import ExtractError, store_from_settings
     from settings import SettingsError, load_settings
 
     try:
@@ -154,9 +154,9 @@ def erase(
     yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
 ) -> None:
     """GDPR erasure: remove a viewer from every extract table and keep them out of later syncs."""
-    from data.erasure import ErasureError
-    from data.store import ExtractError, store_from_settings
-    from data.writer_lock import ExtractBusyError
+    from data.extract.store import ExtractError, store_from_settings
+    from data.extract.writer_lock import ExtractBusyError
+    from data.sync.erasure import ErasureError
     from security.operations import audited_erasure
     from security.service import Security
     from settings import SettingsError, load_settings

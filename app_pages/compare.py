@@ -7,7 +7,7 @@ import streamlit as st
 
 from components import charts, queries
 from components.dashboard import dashboard_page
-from data.comparison import MAX_TITLES
+from data.queries.comparison import MAX_TITLES
 
 PICKER_TITLES = 1000
 

@@ -7,7 +7,7 @@ import streamlit as st
 
 from components import charts, queries
 from components.dashboard import dashboard_page
-from data.engagement import HOURS, RELEASE_WEEKS, WEEKDAYS, interaction_note
+from data.queries.engagement import HOURS, RELEASE_WEEKS, WEEKDAYS, interaction_note
 
 ctx, principal, filters = dashboard_page("engagement", "🔥 Engagement")
 

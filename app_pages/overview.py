@@ -7,7 +7,7 @@ import streamlit as st
 from components import charts, queries
 from components.dashboard import dashboard_page
 from components.kpi import kpi_cards
-from data.metrics import METRICS, OVERVIEW_KPIS, OVERVIEW_MONEY_KPIS, visible_metrics
+from data.queries.metrics import METRICS, OVERVIEW_KPIS, OVERVIEW_MONEY_KPIS, visible_metrics
 
 ctx, principal, filters = dashboard_page("overview", "📊 Overview")
 

@@ -31,7 +31,7 @@ RESULTS = ROOT / "bench" / "results" / "demo.json"
 def _one(views: int) -> dict:
     sys.path.insert(0, str(ROOT))
     from data.demo import DemoConfig, build_demo_extract
-    from data.store import ExtractStore
+    from data.extract.store import ExtractStore
 
     with tempfile.TemporaryDirectory() as tmp:
         store = ExtractStore(Path(tmp) / "extract.duckdb", "bench-extract-key-" * 3)

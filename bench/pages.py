@@ -72,7 +72,7 @@ def _build(views: int) -> float:
 
 def _extract_rows() -> int:
     sys.path.insert(0, str(ROOT))
-    from data.store import store_from_settings
+    from data.extract.store import store_from_settings
     from settings import load_settings
 
     return int(

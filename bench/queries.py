@@ -3,7 +3,7 @@
 ``python cli.py bench queries [--rows 1000000 --rows 10000000] [--repeat 15]``
 
 For each extract size it builds (once, cached under var/bench/) a demo extract with the demo
-generator, then times every Overview query through ``data.metrics`` -- KPIs, trends by day,
+generator, then times every Overview query through ``data.queries.metrics`` -- KPIs, trends by day,
 week and month, breakdowns by country, device and genre, top titles over 28 and 91 days -- for
 three cases: the default filters (last 28 days), a 90-day range, and a filtered case (three
 countries and two devices). The same queries are computed in pandas as the baseline, on columns
@@ -27,9 +27,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from data import build_cache, viewer_index
-from data import metrics as M
-from data.filters import Filters, Scope
+from data.extract import build_cache
+from data.queries import metrics as M
+from data.queries import viewer_index
+from data.queries.filters import Filters, Scope
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = ROOT / "var" / "bench"
@@ -55,7 +56,7 @@ def _bench_key() -> str:
 def extract(rows: int, progress: Callable[[str], None] = print):
     """The cached demo extract with ``rows`` view sessions, built the first time."""
     from data.demo import DemoConfig, build_demo_extract
-    from data.store import ExtractStore
+    from data.extract.store import ExtractStore
 
     store = ExtractStore(BENCH_DIR / f"extract-{rows}.duckdb", _bench_key())
     if not store.exists():
@@ -68,7 +69,7 @@ def extract(rows: int, progress: Callable[[str], None] = print):
 
 def time_derived(store) -> float:
     """Seconds to rebuild the derived tables of an extract (what every extract build pays)."""
-    from data.derived import build_derived
+    from data.extract.derived import build_derived
 
     with store.build(copy_current=True) as con:
         started = time.perf_counter()
@@ -322,7 +323,7 @@ def run(
         cursor = store.cursor()
     progress("loading the pandas baseline's frames")
     baseline = PandasBaseline(cursor)
-    # The in-memory index (data/viewer_index.py) is built by the first query after a build:
+    # The in-memory index (data/queries/viewer_index.py) is built by the first query after a build:
     # time that once, then every query warm, as the app runs them.
     build_cache.clear()
     started = time.perf_counter()

@@ -42,10 +42,10 @@ import duckdb
 import psycopg
 
 from data import schema
-from data.extract_specs import SPECS_BY_NAME
-from data.store import ExtractStore
-from data.sync import run_sync
-from data.warehouse import RetryPolicy, Warehouse
+from data.extract.store import ExtractStore
+from data.sync.extract_specs import SPECS_BY_NAME
+from data.sync.run import run_sync
+from data.sync.warehouse import RetryPolicy, Warehouse
 from tests.integration.pg_proxy import RedshiftProxy
 
 ROOT = Path(__file__).resolve().parent.parent

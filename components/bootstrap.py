@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from components.context import AppContext
-from data.store import ExtractError
+from data.extract.store import ExtractError
 
 
 def startup_failure(exc: Exception) -> None:

@@ -20,9 +20,9 @@ from typing import Any
 import duckdb
 from streamlit.connections import BaseConnection
 
-from data.store import ExtractStore, store_from_settings
-from data.sync import ProgressCallback, SyncResult, SyncStatus, run_sync, sync_status
-from data.warehouse import RetryPolicy, Warehouse
+from data.extract.store import ExtractStore, store_from_settings
+from data.sync.run import ProgressCallback, SyncResult, SyncStatus, run_sync, sync_status
+from data.sync.warehouse import RetryPolicy, Warehouse
 from settings import Settings, load_settings
 
 

@@ -12,9 +12,9 @@ from datetime import datetime
 
 import streamlit as st
 
-from data import build_cache
-from data.filters import Scope
-from data.store import ExtractError, ExtractStore, store_from_settings
+from data.extract import build_cache
+from data.extract.store import ExtractError, ExtractStore, store_from_settings
+from data.queries.filters import Scope
 from security.clock import Clock, utcnow
 from security.demo import ensure_demo_accounts
 from security.permissions import Principal

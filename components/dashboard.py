@@ -8,7 +8,7 @@ from components import queries
 from components.context import AppContext
 from components.filter_bar import filter_bar, saved_views
 from components.guard import require_page
-from data.filters import Filters
+from data.queries.filters import Filters
 from security.permissions import Principal
 
 

@@ -11,11 +11,11 @@ from components import auth
 from components.context import AppContext
 from components.stepup import step_up_ok
 from components.text import md_escape
-from data.erasure import ErasureError
-from data.extract_specs import SPECS
-from data.store import ExtractError
-from data.sync import SyncProgress, sync_status
-from data.writer_lock import ExtractBusyError
+from data.extract.store import ExtractError
+from data.extract.writer_lock import ExtractBusyError
+from data.sync.erasure import ErasureError
+from data.sync.extract_specs import SPECS
+from data.sync.run import SyncProgress, sync_status
 from security.audit import OK
 from security.operations import audited_erasure, audited_sync
 from security.permissions import Principal

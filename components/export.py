@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from components import auth
-from data.export import to_csv_bytes, to_excel_bytes
+from data.export.formats import to_csv_bytes, to_excel_bytes
 from security.permissions import Principal
 from security.service import ExportRefused, Security
 

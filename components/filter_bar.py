@@ -7,7 +7,7 @@ bar"): they work with the keyboard and screen readers, load no extra frontend bu
 driven by AppTest like every other widget.
 
 The filters are user intent, so they live in session state under named keys (the URL
-query-parameter dict of ``data.filters.Filters`` under ``INTENT_KEY``, the chip order under
+query-parameter dict of ``data.queries.filters.Filters`` under ``INTENT_KEY``, the chip order under
 ``<key>-chips``) and in the URL itself, so a view can be bookmarked and shared and survives
 moving between pages. A link whose filters cannot be used (a bad date, an unknown preset) is not
 thrown away silently: the page says what was wrong and shows the default period. Saved views
@@ -23,7 +23,7 @@ import streamlit as st
 
 from components.context import AppContext
 from components.text import md_escape
-from data.filters import (
+from data.queries.filters import (
     COMPARISON_LABELS,
     COMPARISONS,
     DEFAULT_PRESET,

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 import streamlit as st
 
-from data.metrics import METRICS
+from data.queries.metrics import METRICS
 
 
 def _delta(row: pd.Series) -> tuple[str | None, str]:
@@ -27,7 +27,7 @@ def kpi_cards(
     *,
     per_row: int = 4,
 ) -> None:
-    """One bordered card per KPI row of ``data.metrics.kpis``, ``per_row`` to a row."""
+    """One bordered card per KPI row of ``data.queries.metrics.kpis``, ``per_row`` to a row."""
     rows = list(kpis.itertuples(index=False))
     for start in range(0, len(rows), per_row):
         columns = st.columns(per_row)

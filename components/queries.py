@@ -16,10 +16,9 @@ import duckdb
 import streamlit as st
 
 from components.context import AppContext, app_context, data_scope
-from data import comparison, dimensions, engagement, metrics, underperformance
-from data.filters import Filters, Scope
-from models import similarity
-from models import underperformance as underperformance_model
+from data.queries import comparison, dimensions, engagement, metrics, title_periods
+from data.queries.filters import Filters, Scope
+from models import similarity, underperformance
 from security.permissions import Principal
 
 QueryFn = Callable[..., Any]
@@ -46,8 +45,8 @@ QUERIES: dict[str, QueryFn] = {
         title_id, **comparison.similarity_features(cursor, filters, scope, title_id), k=k
     ),
     "underperforming_titles": lambda cursor, filters, scope, k=10: (
-        underperformance_model.underperforming_titles(
-            underperformance.title_period_stats(cursor, filters, scope), k=k
+        underperformance.underperforming_titles(
+            title_periods.title_period_stats(cursor, filters, scope), k=k
         )
     ),
 }

@@ -48,9 +48,9 @@ import numpy as np
 import pyarrow as pa
 
 from data import schema
-from data.derived import build_derived
-from data.pseudonym import pseudonymise_many
-from data.store import ExtractStore, store_from_settings, write_meta
+from data.extract.derived import build_derived
+from data.extract.pseudonym import pseudonymise_many
+from data.extract.store import ExtractStore, store_from_settings, write_meta
 from settings import Settings
 
 Progress = Callable[[float, str], None]
@@ -1489,7 +1489,7 @@ def build_demo_extract(
 
     Returns ``{"rows": {table: count}, "seconds": total, "insert_seconds": time spent in
     DuckDB inserts}``. The extract's meta records source=demo, the configuration and the
-    data window. Derived tables are built before the swap (``data.derived.build_derived``).
+    data window. Derived tables are built before the swap (``data.extract.derived.build_derived``).
     """
     report = progress or (lambda fraction, message: None)
     started = time.perf_counter()

@@ -3,11 +3,11 @@
 One description of each table drives every dialect, so the warehouse, the extract, the demo
 generator and the sync cannot disagree on a column. Redshift-only clauses (DISTKEY, SORTKEY,
 ENCODE) are rendered here and nowhere else, and are checked by parsing them in the Redshift
-dialect (tests/unit/test_schema.py).
+dialect (tests/unit/data/test_schema.py).
 
 Conventions: timestamps are UTC without a zone; money is DECIMAL(14, 2) in the row's currency;
 viewer keys are keyed pseudonyms (the first 63 bits of HMAC-SHA256 of the source id, see
-``data.pseudonym``), never a raw id; every table has ``updated_at``, the cursor an incremental
+``data.extract.pseudonym``), never a raw id; every table has ``updated_at``, the cursor an incremental
 sync reads from.
 """
 

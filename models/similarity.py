@@ -12,7 +12,7 @@ to say *why* two titles are similar; each component is in [0, 1] and shown next 
   local day, weekdays and weekends apart).
 
 score = sum(weight x component) / sum(weights). The inputs are the frames of
-``data.comparison.similarity_features``; nothing here reads data or imports streamlit.
+``data.queries.comparison.similarity_features``; nothing here reads data or imports streamlit.
 """
 
 from __future__ import annotations

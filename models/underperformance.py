@@ -114,7 +114,7 @@ def underperforming_titles(
     min_peers: int = 3,
 ) -> pd.DataFrame:
     """Rank titles by shortfall against their expected views; ``stats`` is
-    ``data.underperformance.title_period_stats``. Columns: see ``COLUMNS``.
+    ``data.queries.title_periods.title_period_stats``. Columns: see ``COLUMNS``.
     """
     titles: pd.DataFrame = stats["titles"].copy()
     if titles.empty:

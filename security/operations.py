@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from data.erasure import ErasureResult, erase_viewer
-from data.store import ExtractStore
-from data.sync import ProgressCallback, SyncResult, run_sync
+from data.extract.store import ExtractStore
+from data.sync.erasure import ErasureResult, erase_viewer
+from data.sync.run import ProgressCallback, SyncResult, run_sync
 from security.alerts import SYNC_FAILED
 from security.audit import FAILURE, OK
 from security.service import Security
@@ -59,7 +59,7 @@ def audited_erasure(
     client: str = "",
     progress: Callable[[str], None] | None = None,
 ) -> ErasureResult:
-    """Erase a viewer (data.erasure.erase_viewer) and audit it; a failure is audited, then
+    """Erase a viewer (data.sync.erasure.erase_viewer) and audit it; a failure is audited, then
     re-raised unchanged."""
     target = f"viewer:{viewer_key}"
     try:

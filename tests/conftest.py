@@ -34,7 +34,7 @@ def demo_store(tmp_path_factory):
     about a second or two.
     """
     from data.demo import DemoConfig, build_demo_extract
-    from data.store import ExtractStore
+    from data.extract.store import ExtractStore
 
     store = ExtractStore(
         tmp_path_factory.mktemp("demo-extract") / "extract.duckdb", DEMO_TEST_EXTRACT_KEY

@@ -13,9 +13,9 @@ from datetime import timedelta
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from data import metrics
-from data.filters import COMPARISONS, DIMENSIONS, Filters, Scope
-from data.store import store_from_settings
+from data.extract.store import store_from_settings
+from data.queries import metrics
+from data.queries.filters import COMPARISONS, DIMENSIONS, Filters, Scope
 from settings import load_settings
 from tests.app.conftest import new_app, sign_in, signed_in_app, texts
 

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from playwright.sync_api import Page, expect
 
-from data.store import ExtractStore
+from data.extract.store import ExtractStore
 from settings import PROJECT_ROOT
 from tests.e2e.app_process import RunningApp, running_app
 from tests.e2e.conftest import screenshot, sign_in, wait_for_app

@@ -21,8 +21,8 @@ import pytest
 
 from data import schema
 from data.demo import DemoConfig, generate
-from data.store import ExtractStore
-from data.warehouse import RetryPolicy, Warehouse
+from data.extract.store import ExtractStore
+from data.sync.warehouse import RetryPolicy, Warehouse
 from tests.integration.pg_proxy import RedshiftProxy
 
 PG_DSN = os.environ.get("SPOTLIGHT_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")

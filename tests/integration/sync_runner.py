@@ -12,9 +12,9 @@ import json
 import sys
 import time
 
-from data.store import ExtractStore
-from data.sync import SyncProgress, run_sync
-from data.warehouse import RetryPolicy, Warehouse
+from data.extract.store import ExtractStore
+from data.sync.run import SyncProgress, run_sync
+from data.sync.warehouse import RetryPolicy, Warehouse
 
 
 def main() -> int:

@@ -9,8 +9,8 @@ import json
 
 import pytest
 
-from data.extract_specs import SPECS_BY_NAME, Partition
-from data.sync import _stats, run_sync
+from data.sync.extract_specs import SPECS_BY_NAME, Partition
+from data.sync.run import _stats, run_sync
 from tests.integration.conftest import PgWarehouse
 
 pytestmark = pytest.mark.integration

@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 
 from data import schema
-from data.erasure import erase_viewer, suppressed_keys
-from data.extract_specs import FACT_VIEW_DAILY_SPEC
-from data.sync import SyncOptions, run_sync, sync_status
+from data.sync.erasure import erase_viewer, suppressed_keys
+from data.sync.extract_specs import FACT_VIEW_DAILY_SPEC
+from data.sync.run import SyncOptions, run_sync, sync_status
 from tests.integration.conftest import EXTRACT_KEY
-from tests.unit.test_derived_refresh import assert_derived_equal
+from tests.unit.data.extract.test_derived_refresh import assert_derived_equal
 
 pytestmark = pytest.mark.integration
 
@@ -266,7 +266,7 @@ def test_schema_drift_fails_loudly_and_keeps_the_extract(loaded, store, make_war
 def test_an_allowed_new_column_does_not_fail(loaded, store, make_warehouse, monkeypatch):
     from dataclasses import replace
 
-    from data import extract_specs
+    from data.sync import extract_specs
 
     _sync(loaded, store, make_warehouse)
     loaded.sql("ALTER TABLE fact_view ADD COLUMN referrer VARCHAR(40)")
@@ -439,7 +439,7 @@ def test_the_warehouse_side_daily_rollup(loaded, store, make_warehouse):
 
 
 def test_sync_and_erasure_never_build_at_the_same_time(loaded, store, make_warehouse):
-    from data.writer_lock import writer_lock
+    from data.extract.writer_lock import writer_lock
 
     _sync(loaded, store, make_warehouse)
     release = threading.Event()

@@ -4,7 +4,7 @@ from datetime import date
 
 from components.connections import ExtractConnection, WarehouseConnection
 from data.demo import DemoConfig, build_demo_extract
-from data.store import ExtractStore
+from data.extract.store import ExtractStore
 from settings import load_settings
 
 KEY = "connection-test-extract-key-0123456789abc"

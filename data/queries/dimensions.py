@@ -1,0 +1,39 @@
+"""The values each filter dimension can take, for the filter bar's pickers.
+
+Creator options are scoped like every other query: a creator sees only their own names in the
+picker, never the list of other creators (SECURITY.md #7).
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from data.queries.filters import DIMENSIONS, Scope
+
+# dimension -> SQL listing (value, label) pairs; identifiers are fixed here, never from input.
+_OPTION_QUERIES: dict[str, str] = {
+    "country": "SELECT DISTINCT country, country FROM dim_viewer ORDER BY 1",
+    "device": "SELECT DISTINCT device, device FROM fact_view ORDER BY 1",
+    "genre": "SELECT DISTINCT genre, genre FROM dim_title ORDER BY 1",
+    "kind": "SELECT DISTINCT kind, kind FROM dim_title ORDER BY 1",
+    "plan": "SELECT DISTINCT plan, plan FROM dim_viewer ORDER BY 1",
+    "age_band": "SELECT DISTINCT age_band, age_band FROM dim_viewer ORDER BY 1",
+}
+
+
+def dimension_options(
+    cursor: duckdb.DuckDBPyConnection, scope: Scope
+) -> dict[str, list[tuple[str, str]]]:
+    """For every filter dimension, the (value, label) pairs present in the extract."""
+    options: dict[str, list[tuple[str, str]]] = {}
+    for name in DIMENSIONS:
+        if name == "creator":
+            where, params = scope.where("creator_id")
+            rows = cursor.execute(
+                f"SELECT CAST(creator_id AS VARCHAR), name FROM dim_creator WHERE {where} ORDER BY name",
+                params,
+            ).fetchall()
+        else:
+            rows = cursor.execute(_OPTION_QUERIES[name]).fetchall()
+        options[name] = [(str(value), str(label)) for value, label in rows if value is not None]
+    return options

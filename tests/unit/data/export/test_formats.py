@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from decimal import Decimal
+
+import openpyxl
+import pandas as pd
+import pytest
+
+from data.export.formats import neutralise_text, to_csv_bytes, to_excel_bytes
+
+HOSTILE = [
+    '=HYPERLINK("http://evil.example","click")',
+    "+1+1",
+    "-2+3",
+    "@SUM(A1:A2)",
+    "\t=1+1",
+    "\r=1+1",
+]
+
+
+@pytest.fixture
+def frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "title": [*HOSTILE, "Plain title", "<b>Bold</b> & 'quoted' 🎬"],
+            "views": [1, -5, 3, 4, 5, 6, 7, 8],
+            "net": [
+                Decimal("10.50"),
+                Decimal("-3.25"),
+                Decimal("0"),
+                Decimal("1"),
+                Decimal("2"),
+                Decimal("3"),
+                Decimal("4"),
+                Decimal("5"),
+            ],
+            "ratio": [0.5, -0.25, 1.0, 0.0, 0.1, 0.2, 0.3, 0.4],
+        }
+    )
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_formula_triggers_are_neutralised(text):
+    assert neutralise_text(text).startswith("'")
+
+
+def test_plain_text_is_unchanged():
+    assert neutralise_text("Plain title") == "Plain title"
+
+
+def test_csv_read_back_by_the_csv_module_has_no_live_formula(frame):
+    rows = list(csv.reader(io.StringIO(to_csv_bytes(frame).decode("utf-8-sig"), newline="")))
+    assert rows[0] == ["title", "views", "net", "ratio"]
+    titles = [r[0] for r in rows[1:]]
+    assert all(not t.startswith(("=", "+", "-", "@", "\t", "\r")) for t in titles)
+    assert titles[-1] == "<b>Bold</b> & 'quoted' 🎬"
+    assert len(rows) == len(frame) + 1, "a CR inside a title does not split its row"
+    # Numbers, negative ones too, stay numbers.
+    assert [r[1] for r in rows[1:3]] == ["1", "-5"]
+    assert rows[2][2] == "-3.25"
+
+
+def test_excel_read_back_by_openpyxl_keeps_text_as_text_and_numbers_as_numbers(frame):
+    data = to_excel_bytes(frame, "Top titles")
+    book = openpyxl.load_workbook(io.BytesIO(data))
+    sheet = book["Top titles"]
+    assert [c.value for c in sheet[1]] == ["title", "views", "net", "ratio"]
+    for row_number, text in enumerate(HOSTILE, start=2):
+        cell = sheet.cell(row=row_number, column=1)
+        assert cell.value == text
+        assert cell.data_type == "s", "a hostile title must be stored as a string, not a formula"
+    assert sheet.cell(row=3, column=2).value == -5
+    assert sheet.cell(row=2, column=3).value == pytest.approx(10.5)
+    assert sheet.freeze_panes == "A2"
+    with zipfile.ZipFile(io.BytesIO(data)) as package:
+        xml = package.read("xl/worksheets/sheet1.xml").decode()
+    assert "<f>" not in xml, "no cell in the workbook is a formula"
+
+
+def test_excel_round_trips_through_pandas(frame):
+    back = pd.read_excel(io.BytesIO(to_excel_bytes(frame)))
+    assert back["title"].tolist() == frame["title"].tolist()
+    assert back["views"].tolist() == frame["views"].tolist()
