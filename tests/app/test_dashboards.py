@@ -106,10 +106,13 @@ def test_each_dimension_as_a_chip_filters_the_numbers_and_the_url():
         assert at.query_params.get(name) == str(chosen[0])
         assert at.query_params.get("chips") == name
         filters = Filters.for_preset("last_28_days", anchor).with_dimension(name, chosen)
-        if metrics.METRICS["views"].format(0) == _metric(at, "Views"):
-            assert _expected(filters, "views") in ("0", "—")
+        expected = _expected(filters, "views")
+        if expected in ("0", "—"):
+            # The first value may have no views in the window (the demo ends today): the page
+            # then says so instead of drawing cards of zeros.
+            assert any("No views match these filters" in t for t in texts(at, "info")), name
         else:
-            assert _metric(at, "Views") == _expected(filters, "views"), name
+            assert _metric(at, "Views") == expected, name
         at.button(key=f"filters-remove-{name}").click().run()
         assert name not in at.query_params
         assert "chips" not in at.query_params
