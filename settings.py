@@ -10,9 +10,11 @@ when one is missing there.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import secrets as _secrets
 import tomllib
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,7 +117,34 @@ SETTINGS: tuple[Setting, ...] = (
         "Demo mode generates one in key_dir.",
         secret=True,
     ),
+    Setting(
+        "audit_key",
+        "",
+        "Key of the audit log's HMAC chain (at least 32 characters), kept outside the database "
+        "so that whoever can write the database cannot rewrite the log. Demo mode generates one "
+        "in key_dir.",
+        secret=True,
+    ),
     Setting("cookie_name", "spotlight_auth", "Name of the sign-in cookie."),
+    Setting(
+        "cookie_secure",
+        "auto",
+        "Mark the sign-in and device cookies Secure (sent over HTTPS only): auto (when the "
+        "page was requested over HTTPS, directly or through a trusted proxy), on, or off.",
+    ),
+    Setting(
+        "device_cookie_days",
+        90.0,
+        "Lifetime of the device cookie that a completed sign-in leaves: failed sign-ins from "
+        "elsewhere never lock the account on a device that holds one. 0: no device cookies.",
+    ),
+    Setting(
+        "trusted_proxies",
+        "",
+        "Addresses or networks (comma-separated, e.g. 127.0.0.1, 10.0.0.0/8) of the reverse "
+        "proxies in front of the app. Only from these is X-Forwarded-For believed, for the "
+        "client address that sign-in throttles and the audit log use.",
+    ),
     Setting("cookie_expiry_days", 1.0, "Lifetime of the sign-in cookie in days."),
     Setting(
         "session_idle_hours", 24.0, "Idle time after which a session is signed out everywhere."
@@ -270,13 +299,39 @@ PUBLISHED_SAMPLE_KEYS = frozenset(
 MIN_KEY_LENGTH = 32
 
 
+# A key's characters must carry at least this many bits by their own frequencies (Shannon):
+# 32 random hex digits carry 90-120 by this measure, ``secrets.token_urlsafe(48)`` about 350,
+# "0123456789" x 4 about 35 and 32 x "a" none.
+MIN_KEY_BITS = 64
+_KEY_HINT = "e.g. python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+
+
+def key_entropy_bits(value: str) -> float:
+    """Shannon entropy of the key's characters times its length, scaled by the share of its
+    three-character runs that are distinct: an upper bound on how much randomness a key can
+    hold, low for repeated or patterned keys."""
+    if not value:
+        return 0.0
+    counts = Counter(value)
+    n = len(value)
+    bits = -n * sum(c / n * math.log2(c / n) for c in counts.values())
+    # A repeated run ("0123456789" x 4) has varied characters but few distinct triples.
+    triples = [value[i : i + 3] for i in range(n - 2)]
+    return bits * (len(set(triples)) / len(triples) if triples else 1.0)
+
+
 def _check_key_strength(setting: Setting, value: str) -> None:
     if value.strip().lower() in PUBLISHED_SAMPLE_KEYS:
         raise SettingsError(f"{setting.env_var} is a published sample key; generate a random one.")
     if len(value.encode()) < MIN_KEY_LENGTH:
         raise SettingsError(
             f"{setting.env_var} is too short ({len(value.encode())} bytes); use at least "
-            f"{MIN_KEY_LENGTH}, e.g. python -c 'import secrets; print(secrets.token_urlsafe(48))'."
+            f"{MIN_KEY_LENGTH}, {_KEY_HINT}."
+        )
+    if key_entropy_bits(value) < MIN_KEY_BITS:
+        raise SettingsError(
+            f"{setting.env_var} is too predictable (repeated or patterned characters); use a "
+            f"random key, {_KEY_HINT}."
         )
 
 

@@ -1,11 +1,17 @@
 """The audit log: append-only, hash-chained, UTC, and never holding a secret.
 
 Each record stores ``prev_hash`` (the previous record's hash; 64 zeros for the first) and
-``hash`` = SHA-256 over ``prev_hash`` and a canonical JSON serialisation of its own fields
-(id included). Changing a record breaks its hash; deleting or inserting one breaks the next
-record's ``prev_hash``; ids run without gaps, so a deleted record is also a missing id. Removing
-the newest records and rewinding SQLite's sequence table cannot be seen from the database alone:
-keep the head hash that ``cli.py audit verify`` prints somewhere else to notice that.
+``hash`` = HMAC-SHA256 under the audit key (setting ``audit_key``, kept outside the database)
+over ``prev_hash`` and a canonical JSON serialisation of its own fields (id included). Changing a
+record breaks its hash; deleting or inserting one breaks the next record's ``prev_hash``; ids run
+without gaps, so a deleted record is also a missing id. Without the key nobody can write a chain
+that verifies, so someone who can write the database file but not read the key cannot delete the
+tail and recompute it. Against someone holding both, anchor the head elsewhere: ``cli.py audit
+anchor`` appends the head's id and hash to a file outside the data folder (or syslog), and
+``cli.py audit verify --anchor FILE`` checks every anchored head is still in the chain.
+
+Records written before the chain was keyed (``mac`` = 0, plain SHA-256) are accepted only as a
+prefix: once a keyed record appears, every later one must be keyed too.
 
 Every text field is encoded so that control characters cannot forge a line in any log view:
 ``\\`` -> ``\\\\``, newline -> ``\\n``, CR -> ``\\r``, tab -> ``\\t``, others -> ``\\xNN`` /
@@ -17,6 +23,7 @@ for one.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import re
 import sqlite3
@@ -42,6 +49,7 @@ EVENTS = (
     "signin.ok",
     "signin.failure",
     "signin.lock",
+    "signin.unlock",
     "signout",
     "session.revoke_all",
     "2fa.enrol_start",
@@ -158,9 +166,13 @@ def canonical(record: Mapping[str, Any]) -> str:
     return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
-def record_hash(prev_hash: str, fields: Mapping[str, Any]) -> str:
-    """SHA-256 hex of ``prev_hash`` + canonical(fields)."""
-    return hashlib.sha256((prev_hash + canonical(fields)).encode()).hexdigest()
+def record_hash(prev_hash: str, fields: Mapping[str, Any], key: bytes | None = None) -> str:
+    """HMAC-SHA256 hex under ``key`` of ``prev_hash`` + canonical(fields); plain SHA-256 hex
+    without a key (the records written before the chain was keyed)."""
+    message = (prev_hash + canonical(fields)).encode()
+    if key is None:
+        return hashlib.sha256(message).hexdigest()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
 _HASHED_FIELDS = ("id", "ts", "actor", "action", "target", "client", "outcome", "details")
@@ -189,11 +201,16 @@ class AuditRecord:
 
 
 class AuditLog:
-    """Appends to and reads the hash-chained audit table of an :class:`AppDB`."""
+    """Appends to and reads the hash-chained audit table of an :class:`AppDB`.
 
-    def __init__(self, db: AppDB, clock: Clock = utcnow):
+    ``key`` keys the chain (HMAC); without one, records are chained with plain SHA-256 and
+    :meth:`verify_chain` cannot tell a recomputed chain from the original.
+    """
+
+    def __init__(self, db: AppDB, clock: Clock = utcnow, key: str | bytes | None = None):
         self.db = db
         self.clock = clock
+        self._key = key.encode() if isinstance(key, str) else key
 
     def append(
         self,
@@ -227,10 +244,10 @@ class AuditLog:
         next_id = max(seq[0] if seq else 0, last["id"] if last else 0) + 1
         prev_hash = last["hash"] if last else GENESIS_HASH
         fields["id"] = next_id
-        digest = record_hash(prev_hash, fields)
+        digest = record_hash(prev_hash, fields, self._key)
         conn.execute(
             "INSERT INTO audit (id, ts, actor, action, target, client, outcome, details, "
-            "prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "prev_hash, hash, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 next_id,
                 fields["ts"],
@@ -242,6 +259,7 @@ class AuditLog:
                 canonical(fields["details"]),
                 prev_hash,
                 digest,
+                int(self._key is not None),
             ),
         )
         return next_id
@@ -277,10 +295,12 @@ class AuditLog:
         Besides the hashes, ids must run 1, 2, 3 ... without gaps (the app never deletes and
         never reuses an id), and none may be missing after the last one that SQLite handed out;
         so a deleted last record is found too, unless the tamperer also rewinds SQLite's
-        sequence table.
+        sequence table (which the anchors of :meth:`verify_anchors` catch). With a key, keyed
+        records are checked with it, and an unkeyed record after a keyed one is refused.
         """
         prev_hash = GENESIS_HASH
         expected_id = 1
+        keyed_seen = False
         conn = self.db.connect()
         for row in conn.execute("SELECT * FROM audit ORDER BY id"):
             try:
@@ -289,10 +309,17 @@ class AuditLog:
                 return False, row["id"]
             fields = {name: row[name] for name in _HASHED_FIELDS if name != "details"}
             fields["details"] = details
+            keyed = bool(row["mac"])
+            if keyed and self._key is None:
+                # Without the key a keyed record cannot be checked; say so rather than pass it.
+                return False, row["id"]
+            if keyed_seen and not keyed:
+                return False, row["id"]
+            keyed_seen = keyed_seen or keyed
             if (
                 row["id"] != expected_id
                 or row["prev_hash"] != prev_hash
-                or record_hash(prev_hash, fields) != row["hash"]
+                or record_hash(prev_hash, fields, self._key if keyed else None) != row["hash"]
             ):
                 return False, row["id"]
             prev_hash = row["hash"]
@@ -301,6 +328,22 @@ class AuditLog:
         if seq is not None and seq[0] >= expected_id:
             return False, expected_id
         return True, None
+
+    def head(self) -> tuple[int, str]:
+        """The newest record's (id, hash); (0, genesis) for an empty log: what an anchor keeps."""
+        rows = self.db.query("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1")
+        return (rows[0]["id"], rows[0]["hash"]) if rows else (0, GENESIS_HASH)
+
+    def verify_anchors(self, anchors: list[tuple[int, str]]) -> int | None:
+        """The first anchored id whose record is gone or has another hash, or None when every
+        anchor still holds (the log may have grown since)."""
+        for record_id, digest in anchors:
+            if record_id == 0:
+                continue
+            rows = self.db.query("SELECT hash FROM audit WHERE id = ?", (record_id,))
+            if not rows or not hmac.compare_digest(rows[0]["hash"], digest):
+                return record_id
+        return None
 
     def list(
         self,

@@ -113,6 +113,22 @@ MIGRATIONS: list[list[str]] = [
             PRIMARY KEY (username, name)
         )""",
     ],
+    [
+        # Hardening (SECURITY.md #12, #17, #18): the step-up record a privileged change cites,
+        # devices that signed in before (not locked out by failures from elsewhere), and audit
+        # records whose hash is an HMAC under the audit key (mac = 1; 0: an older, unkeyed prefix).
+        "ALTER TABLE sessions ADD COLUMN step_up_audit_id INTEGER",
+        """CREATE TABLE trusted_devices (
+            id TEXT PRIMARY KEY,              -- public id, used as the device's throttle key
+            token_hash TEXT NOT NULL UNIQUE,  -- SHA-256 of the device cookie's token
+            username TEXT NOT NULL REFERENCES users(username) ON DELETE CASCADE,
+            created_at TEXT NOT NULL,
+            last_used_at TEXT NOT NULL,
+            revoked_at TEXT
+        )""",
+        "CREATE INDEX trusted_devices_user ON trusted_devices(username, revoked_at)",
+        "ALTER TABLE audit ADD COLUMN mac INTEGER NOT NULL DEFAULT 0",
+    ],
 ]
 
 

@@ -41,7 +41,7 @@ export_csv             executive, manager, analyst, marketer, finance, creator,
                        admin
 export_excel           executive, manager, analyst, finance, creator, admin
 export_personal_data   admin                                                      yes
-manage_users           admin
+manage_users           admin (add, enable/disable, scope, password, 2FA, sessions)  yes
 change_roles           admin                                                      yes
 read_audit             admin
 acknowledge_alerts     admin
@@ -142,7 +142,7 @@ ACTION_ROLES: dict[str, frozenset[str]] = {
 ACTIONS: tuple[str, ...] = tuple(ACTION_ROLES)
 # Actions that need a fresh password + code (see security.totp step-up), valid a few minutes.
 STEP_UP_ACTIONS: frozenset[str] = frozenset(
-    {"approve_payout", "export_personal_data", "change_roles", "erase_viewer"}
+    {"approve_payout", "export_personal_data", "manage_users", "change_roles", "erase_viewer"}
 )
 
 EXPORT_ROW_CAPS: dict[str, int] = {
@@ -222,7 +222,8 @@ class Principal:
     """Who is signed in, resolved from the server-side session on every run.
 
     ``session_id`` is the session's public id (never the token). ``step_up_until`` is when the
-    last step-up re-authentication stops counting (None: none). ``resolved_at`` is the (possibly
+    last step-up re-authentication stops counting (None: none); ``step_up_id`` is its audit
+    record, cited by every change it permits. ``resolved_at`` is the (possibly
     injected) time the session was resolved; checks without an explicit ``now`` use it, so a test
     clock governs step-up expiry too.
     """
@@ -234,6 +235,7 @@ class Principal:
     mfa_verified: bool = False
     session_id: str = ""
     step_up_until: datetime | None = field(default=None, compare=False)
+    step_up_id: int | None = field(default=None, compare=False)
     resolved_at: datetime | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:

@@ -12,7 +12,7 @@ from security.audit import FAILURE, LOCKED, OK
 from security.clock import to_db
 from security.crypto import SecretBoxError
 from security.passwords import verify_password
-from security.permissions import AccessDenied
+from security.permissions import AccessDenied, Principal
 from security.sessions import SessionsMixin
 from security.throttles import ThrottlesMixin
 
@@ -225,14 +225,92 @@ class SecondFactorMixin(SessionsMixin, ThrottlesMixin):
         return self._totp_flow(token, code, self._now(now), enrol=False)
 
     # --- step-up -----------------------------------------------------------------------------
+    def _reauthenticate(
+        self, principal: Principal, password: str, client: str, now: datetime, *, action: str
+    ) -> str:
+        """Check a signed-in user's password again: ``ok``, ``invalid`` or ``locked``, audited
+        under ``action`` when it fails.
+
+        Failures count on the session's own counter (``reauth_session``), so a stolen session
+        gets ``login_max_failures`` guesses, and failed sign-ins from elsewhere, which lock the
+        account for unknown devices, never stop its owner from confirming an action.
+        """
+        s = self.settings
+        name, key = principal.username, principal.session_id
+        with self.db.transaction() as conn:
+            reservation = self._reserve(
+                conn, "reauth_session", key, s.login_max_failures, s.login_lock_minutes, now
+            )
+            row = conn.execute(
+                "SELECT password_hash FROM users WHERE username = ?", (name,)
+            ).fetchone()
+        if reservation.locked or row is None:
+            verify_password(password or "", self.users.dummy_hash)
+            self.audit.record(
+                actor=name,
+                action=action,
+                target=name,
+                client=client,
+                outcome=LOCKED,
+                details={"reason": "re-authentication locked", "session": key},
+                now=now,
+            )
+            return "locked"
+        password_ok = verify_password(password or "", row["password_hash"])
+        with self.db.transaction() as conn:
+            if password_ok:
+                self._release(conn, "reauth_session", key, reservation, reset=True)
+                return "ok"
+            self.audit.append(
+                conn,
+                actor=name,
+                action=action,
+                target=name,
+                client=client,
+                outcome=FAILURE,
+                details={"reason": "wrong password", "session": key},
+                now=now,
+            )
+            if reservation.set_lock:
+                self.audit.append(
+                    conn,
+                    actor="system",
+                    action="signin.lock",
+                    target=name,
+                    client=client,
+                    outcome=LOCKED,
+                    details={"kind": "session", "minutes": s.login_lock_minutes, "session": key},
+                    now=now,
+                )
+            self._failed_signin_burst(conn, now)
+        return "invalid"
+
+    def check_password(self, token: str, password: str, now: datetime | None = None) -> TotpResult:
+        """Check the session's user's current password (My account, before a password change):
+        throttled per session and audited as a sign-in failure when wrong."""
+        now = self._now(now)
+        principal = self.resolve(token, now)
+        if principal is None:
+            return _totp("no_session")
+        status = self._reauthenticate(
+            principal, password, self._client_of(principal), now, action="signin.failure"
+        )
+        if status == "invalid":
+            return TotpResult("invalid", "The current password is not right.")
+        if status == "locked":
+            return TotpResult(
+                "locked", "Too many wrong passwords: try again later, or ask an administrator."
+            )
+        return TotpResult("ok", "Verified.")
+
     def step_up(
         self, token: str, password: str, code: str, now: datetime | None = None
     ) -> TotpResult:
         """Re-authenticate with password and a fresh code for a sensitive action; valid for
         ``stepup_minutes`` (see :meth:`has_recent_step_up`, ``Principal.step_up_until``).
 
-        A wrong password counts towards the account's sign-in lock, a wrong code towards the 2FA
-        lock. Audited ``stepup``.
+        A wrong password counts towards the session's re-authentication lock, a wrong code
+        towards the 2FA lock. Audited ``stepup``.
         """
         now = self._now(now)
         principal = self.resolve(token, now)
@@ -240,65 +318,18 @@ class SecondFactorMixin(SessionsMixin, ThrottlesMixin):
             return _totp("no_session")
         name = principal.username
         client = self._client_of(principal)
-        s = self.settings
+        reauthenticated = self._reauthenticate(principal, password, client, now, action="stepup")
+        if reauthenticated != "ok":
+            return _totp(reauthenticated)
         with self.db.transaction() as conn:
-            reservation = self._reserve(
-                conn, "signin_user", name, s.login_max_failures, s.login_lock_minutes, now
-            )
             row = conn.execute(
-                "SELECT password_hash, totp_secret_enc, totp_enrolled FROM users "
-                "WHERE username = ?",
-                (name,),
+                "SELECT totp_secret_enc, totp_enrolled FROM users WHERE username = ?", (name,)
             ).fetchone()
-        if reservation.locked:
-            verify_password(password or "", self.users.dummy_hash)
-            self.audit.record(
-                actor=name,
-                action="stepup",
-                target=name,
-                client=client,
-                outcome=LOCKED,
-                details={"reason": "account locked"},
-                now=now,
-            )
-            return _totp("locked")
-        password_ok = verify_password(password or "", row["password_hash"])
-        with self.db.transaction() as conn:
-            if not password_ok:
-                self.audit.append(
-                    conn,
-                    actor=name,
-                    action="stepup",
-                    target=name,
-                    client=client,
-                    outcome=FAILURE,
-                    details={"reason": "wrong password"},
-                    now=now,
-                )
-                if reservation.set_lock:
-                    self.audit.append(
-                        conn,
-                        actor="system",
-                        action="signin.lock",
-                        target=name,
-                        client=client,
-                        outcome=LOCKED,
-                        details={"kind": "account"},
-                        now=now,
-                    )
-                return _totp("invalid")
-            self._release(conn, "signin_user", name, reservation, reset=True)
             if not row["totp_enrolled"] or not row["totp_secret_enc"]:
                 return _totp("not_enrolled")
             secret = self._box.decrypt(row["totp_secret_enc"], name)
             status = self._check_code(conn, name, secret, code, client, now, "step-up")
-            if status == "ok":
-                conn.execute(
-                    "UPDATE sessions SET step_up_at = ?, "
-                    "mfa_verified_at = COALESCE(mfa_verified_at, ?) WHERE id = ?",
-                    (to_db(now), to_db(now), principal.session_id),
-                )
-            self.audit.append(
+            audit_id = self.audit.append(
                 conn,
                 actor=name,
                 action="stepup",
@@ -308,6 +339,14 @@ class SecondFactorMixin(SessionsMixin, ThrottlesMixin):
                 details={} if status == "ok" else {"reason": status},
                 now=now,
             )
+            if status == "ok":
+                # The step-up's audit id travels with the session, so each privileged change it
+                # permits is audited with it (SECURITY.md #18).
+                conn.execute(
+                    "UPDATE sessions SET step_up_at = ?, step_up_audit_id = ?, "
+                    "mfa_verified_at = COALESCE(mfa_verified_at, ?) WHERE id = ?",
+                    (to_db(now), audit_id, to_db(now), principal.session_id),
+                )
         return _totp(status)
 
     def has_recent_step_up(self, token: str, now: datetime | None = None) -> bool:

@@ -75,7 +75,7 @@ class Security(SignInMixin, SecondFactorMixin, SessionsMixin, ExportChecksMixin)
         self.settings = settings
         self.clock = clock
         self.db = AppDB(db_path or settings.app_db_path)
-        self.audit = AuditLog(self.db, clock)
+        self.audit = AuditLog(self.db, clock, key=settings.secret("audit_key"))
         self.alerts = Alerts(self.db, self.audit, clock)
         self.users = UserStore(self.db, self.audit, clock, bcrypt_rounds)
         self._box = SecretBox(settings.secret("app_key"))

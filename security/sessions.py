@@ -124,6 +124,7 @@ class SessionsMixin(ServiceBase):
             creator_ids=user.creator_ids,
             mfa_verified=row["mfa_verified_at"] is not None,
             session_id=row["id"],
+            step_up_id=row["step_up_audit_id"] if step_up_at else None,
             step_up_until=(
                 step_up_at + timedelta(minutes=self.settings.stepup_minutes) if step_up_at else None
             ),
@@ -169,6 +170,8 @@ class SessionsMixin(ServiceBase):
         *,
         actor: str = "system",
         reason: str = "revoked by admin",
+        client: str = "",
+        step_up: int | None = None,
         now: datetime | None = None,
     ) -> int:
         """End every session of the user (audited ``session.revoke_all``); how many ended."""
@@ -185,7 +188,12 @@ class SessionsMixin(ServiceBase):
                 actor=actor,
                 action="session.revoke_all",
                 target=name,
-                details={"sessions": count, "reason": reason},
+                client=client,
+                details={
+                    "sessions": count,
+                    "reason": reason,
+                    **({"step_up": step_up} if step_up is not None else {}),
+                },
                 now=now,
             )
         return count

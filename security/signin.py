@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from security.alerts import FAILED_SIGNINS, NEW_CLIENT
+from security.alerts import NEW_CLIENT
 from security.audit import FAILURE, LOCKED, encode_text
 from security.clock import to_db
+from security.devices import DevicesMixin
 from security.passwords import verify_password
 from security.permissions import MFA_ROLES, PRIVILEGED_ROLES
 from security.throttles import ThrottlesMixin
@@ -39,13 +40,26 @@ class SignInResult:
         return self.status == "ok"
 
 
-class SignInMixin(ThrottlesMixin):
+class SignInMixin(DevicesMixin, ThrottlesMixin):
     """``authenticate``: the password check behind the sign-in form."""
 
     def authenticate(
-        self, username: str, password: str, client_id: str, now: datetime | None = None
+        self,
+        username: str,
+        password: str,
+        client_id: str,
+        now: datetime | None = None,
+        *,
+        device_token: str | None = None,
     ) -> SignInResult:
-        """Check a username and password, throttled per account and per client.
+        """Check a username and password, throttled so that attackers are slowed and the account's
+        owner is not locked out by them (SECURITY.md #4, #17).
+
+        From a *trusted device* (``device_token`` from a device cookie that a completed sign-in of
+        this account left, see :meth:`issue_device_token`) only that device's own counter applies.
+        From anywhere else the account's counter for unknown devices and the client's counter
+        apply: five wrong passwords sent from elsewhere lock the account for unknown devices, never
+        for a device it has signed in from before.
 
         Returns ``ok``, ``invalid`` or ``locked`` with the same message for every failure. An
         unknown username costs a bcrypt check like a known one and is throttled like one, so
@@ -59,26 +73,26 @@ class SignInMixin(ThrottlesMixin):
         client = encode_text(client_id or "unknown", 200)
         password = password if isinstance(password, str) else ""
         with self.db.transaction() as conn:
-            user_check = self._reserve(
-                conn,
-                "signin_user",
-                name,
-                s.login_max_failures,
-                s.login_lock_minutes,
-                now,
-                check_only=True,
+            device = self.trusted_device_id(conn, device_token, name)
+            throttles = (
+                [("device", "signin_device", device, s.login_max_failures)]
+                if device is not None
+                else [
+                    ("account", "signin_user", name, s.login_max_failures),
+                    ("client", "signin_client", client, s.login_client_max_failures),
+                ]
             )
-            client_check = self._reserve(
-                conn,
-                "signin_client",
-                client,
-                s.login_client_max_failures,
-                s.login_lock_minutes,
-                now,
-                check_only=True,
+            locked_by = next(
+                (
+                    label
+                    for label, kind, key, most in throttles
+                    if self._reserve(
+                        conn, kind, key, most, s.login_lock_minutes, now, check_only=True
+                    ).locked
+                ),
+                None,
             )
-            if user_check.locked or client_check.locked:
-                which = "account" if user_check.locked else "client"
+            if locked_by is not None:
                 self.audit.append(
                     conn,
                     actor=name or "-",
@@ -86,28 +100,27 @@ class SignInMixin(ThrottlesMixin):
                     target=name,
                     client=client,
                     outcome=LOCKED,
-                    details={"reason": f"{which} locked"},
+                    details={
+                        "reason": f"{locked_by} locked",
+                        **({"device": device} if device else {}),
+                    },
                     now=now,
                 )
                 self._failed_signin_burst(conn, now)
-                locked = True
             else:
-                user_res = self._reserve(
-                    conn, "signin_user", name, s.login_max_failures, s.login_lock_minutes, now
-                )
-                client_res = self._reserve(
-                    conn,
-                    "signin_client",
-                    client,
-                    s.login_client_max_failures,
-                    s.login_lock_minutes,
-                    now,
-                )
+                reservations = [
+                    (
+                        label,
+                        kind,
+                        key,
+                        self._reserve(conn, kind, key, most, s.login_lock_minutes, now),
+                    )
+                    for label, kind, key, most in throttles
+                ]
                 row = conn.execute(
                     "SELECT password_hash, disabled FROM users WHERE username = ?", (name,)
                 ).fetchone()
-                locked = False
-        if locked:
+        if locked_by is not None:
             # Same cost as a real check, so a locked account answers as slowly as any other.
             verify_password(password, self.users.dummy_hash)
             return SignInResult("locked", SIGN_IN_FAILED)
@@ -122,6 +135,7 @@ class SignInMixin(ThrottlesMixin):
             if matches and row["disabled"]:
                 matches, reason = False, "account disabled"
 
+        device_detail = {"device": device} if device else {}
         with self.db.transaction() as conn:
             if not matches:
                 self.audit.append(
@@ -131,28 +145,27 @@ class SignInMixin(ThrottlesMixin):
                     target=name,
                     client=client,
                     outcome=FAILURE,
-                    details={"reason": reason},
+                    details={"reason": reason, **device_detail},
                     now=now,
                 )
-                for kind, res, minutes in (
-                    ("account", user_res, s.login_lock_minutes),
-                    ("client", client_res, s.login_lock_minutes),
-                ):
+                for label, _kind, key, res in reservations:
                     if res.set_lock:
                         self.audit.append(
                             conn,
                             actor="system",
                             action="signin.lock",
-                            target=name if kind == "account" else client,
+                            target=name if label == "account" else key,
                             client=client,
                             outcome=LOCKED,
-                            details={"kind": kind, "minutes": minutes},
+                            details={"kind": label, "minutes": s.login_lock_minutes},
                             now=now,
                         )
                 self._failed_signin_burst(conn, now)
                 return SignInResult("invalid", SIGN_IN_FAILED)
-            self._release(conn, "signin_user", name, user_res, reset=True)
-            self._release(conn, "signin_client", client, client_res, reset=False)
+            for label, kind, key, res in reservations:
+                # The client's counter gives back this attempt only: others behind the same
+                # address may be failing.
+                self._release(conn, kind, key, res, reset=label != "client")
             user = row_to_user(
                 conn.execute("SELECT * FROM users WHERE username = ?", (name,)).fetchone()
             )
@@ -164,7 +177,7 @@ class SignInMixin(ThrottlesMixin):
                 target=name,
                 client=client,
                 now=now,
-                details={"roles": sorted(user.roles)},
+                details={"roles": sorted(user.roles), **device_detail},
             )
         return SignInResult(
             "ok",
@@ -173,25 +186,6 @@ class SignInMixin(ThrottlesMixin):
             needs_mfa=bool(user.roles & MFA_ROLES),
             mfa_enrolled=user.totp_enrolled,
         )
-
-    def _failed_signin_burst(self, conn: sqlite3.Connection, now: datetime) -> None:
-        window = timedelta(minutes=self.settings.alert_failed_signins_window_minutes)
-        count = conn.execute(
-            "SELECT COUNT(*) FROM audit WHERE action = 'signin.failure' AND ts >= ?",
-            (to_db(now - window),),
-        ).fetchone()[0]
-        if count >= self.settings.alert_failed_signins:
-            self.alerts.raise_in(
-                conn,
-                FAILED_SIGNINS,
-                f"{count} failed sign-ins in the last "
-                f"{self.settings.alert_failed_signins_window_minutes:g} minutes",
-                severity="critical",
-                details={"failures": count},
-                dedupe_key=FAILED_SIGNINS,
-                dedupe_minutes=self.settings.alert_failed_signins_window_minutes,
-                now=now,
-            )
 
     def _note_client(
         self,

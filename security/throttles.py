@@ -11,8 +11,21 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from security.alerts import FAILED_SIGNINS
 from security.clock import from_db, to_db
 from security.service_base import ServiceBase
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    """A lock in force: ``kind`` (``signin_user``: the account, for unknown devices;
+    ``signin_device``; ``signin_client``; ``totp``), its key, and whose account it is."""
+
+    kind: str
+    key: str
+    failures: int
+    locked_until: datetime | None
+    username: str | None
 
 
 @dataclass(frozen=True)
@@ -101,6 +114,25 @@ class ThrottlesMixin(ServiceBase):
             (kind, key),
         )
 
+    def _failed_signin_burst(self, conn: sqlite3.Connection, now: datetime) -> None:
+        window = timedelta(minutes=self.settings.alert_failed_signins_window_minutes)
+        count = conn.execute(
+            "SELECT COUNT(*) FROM audit WHERE action = 'signin.failure' AND ts >= ?",
+            (to_db(now - window),),
+        ).fetchone()[0]
+        if count >= self.settings.alert_failed_signins:
+            self.alerts.raise_in(
+                conn,
+                FAILED_SIGNINS,
+                f"{count} failed sign-ins in the last "
+                f"{self.settings.alert_failed_signins_window_minutes:g} minutes",
+                severity="critical",
+                details={"failures": count},
+                dedupe_key=FAILED_SIGNINS,
+                dedupe_minutes=self.settings.alert_failed_signins_window_minutes,
+                now=now,
+            )
+
     def failure_count(self, kind: str, key: str) -> int:
         """Current failure counter of a throttle (``signin_user``, ``signin_client``, ``totp``)."""
         rows = self.db.query(
@@ -115,3 +147,55 @@ class ThrottlesMixin(ServiceBase):
         )
         until = from_db(rows[0]["locked_until"]) if rows else None
         return until is not None and self._now(now) < until
+
+    def active_locks(self, now: datetime | None = None) -> list[LockInfo]:
+        """Locks in force now, newest first (for the admin page): what is locked and until when."""
+        now = self._now(now)
+        rows = self.db.query(
+            "SELECT t.kind, t.key, t.failures, t.locked_until, d.username AS device_user "
+            "FROM throttles t LEFT JOIN trusted_devices d "
+            "ON t.kind = 'signin_device' AND d.id = t.key "
+            "WHERE t.locked_until IS NOT NULL AND t.locked_until > ? ORDER BY t.locked_until DESC",
+            (to_db(now),),
+        )
+        return [
+            LockInfo(
+                kind=r["kind"],
+                key=r["key"],
+                failures=r["failures"],
+                locked_until=from_db(r["locked_until"]),
+                username=r["device_user"]
+                if r["kind"] == "signin_device"
+                else (r["key"] if r["kind"] in ("signin_user", "totp") else None),
+            )
+            for r in rows
+        ]
+
+    def lift_lock(
+        self,
+        kind: str,
+        key: str,
+        *,
+        actor: str,
+        client: str = "",
+        now: datetime | None = None,
+    ) -> bool:
+        """Clear a lock and its failure count now (audited ``signin.unlock``); False when there
+        was no lock in force."""
+        now = self._now(now)
+        with self.db.transaction() as conn:
+            lifted = conn.execute(
+                "UPDATE throttles SET failures = 0, window_start = NULL, locked_until = NULL "
+                "WHERE kind = ? AND key = ? AND locked_until IS NOT NULL AND locked_until > ?",
+                (kind, key, to_db(now)),
+            ).rowcount
+            if lifted:
+                self.audit.append(
+                    conn,
+                    actor=actor,
+                    action="signin.unlock",
+                    target=f"{kind}:{key}",
+                    client=client,
+                    now=now,
+                )
+        return bool(lifted)

@@ -96,11 +96,19 @@ def row_to_user(row: sqlite3.Row) -> User:
 def revoke_user_sessions(
     conn: sqlite3.Connection, username: str, reason: str, now: datetime
 ) -> int:
-    """Revoke every live session of the user inside the caller's transaction; how many."""
+    """Revoke every live session of the user inside the caller's transaction; how many.
+
+    The account's trusted devices are forgotten too: after a password or 2FA reset, or while
+    disabled, no browser keeps the lockout exemption a completed sign-in gave it.
+    """
     cursor = conn.execute(
         "UPDATE sessions SET revoked_at = ?, revoke_reason = ? "
         "WHERE username = ? AND revoked_at IS NULL",
         (to_db(now), reason, username),
+    )
+    conn.execute(
+        "UPDATE trusted_devices SET revoked_at = ? WHERE username = ? AND revoked_at IS NULL",
+        (to_db(now), username),
     )
     return cursor.rowcount
 
@@ -176,6 +184,7 @@ class UserStore:
         client: str = "",
         is_demo: bool = False,
         min_password_length: int = MIN_LENGTH,
+        step_up: int | None = None,
         now: datetime | None = None,
     ) -> User:
         """Create an account (audited ``user.add``); UserError / RoleError /
@@ -212,7 +221,12 @@ class UserStore:
                 action="user.add",
                 target=name,
                 client=client,
-                details={"roles": sorted(role_set), "creator_ids": sorted(ids), "demo": is_demo},
+                details={
+                    "roles": sorted(role_set),
+                    "creator_ids": sorted(ids),
+                    "demo": is_demo,
+                    **({"step_up": step_up} if step_up is not None else {}),
+                },
                 now=now,
             )
         return self.require(name)
@@ -229,8 +243,11 @@ class UserStore:
         details: dict,
         now: datetime | None,
         revoke_reason: str | None = None,
+        step_up: int | None = None,
     ) -> User:
         name = normalise_username(username)
+        if step_up is not None:
+            details = {**details, "step_up": step_up}
         now = now or self.clock()
         with self.db.transaction() as conn:
             if not conn.execute("SELECT 1 FROM users WHERE username = ?", (name,)).fetchone():
@@ -256,7 +273,13 @@ class UserStore:
         return self.require(name)
 
     def disable(
-        self, username: str, *, actor: str = "system", client: str = "", now: datetime | None = None
+        self,
+        username: str,
+        *,
+        actor: str = "system",
+        client: str = "",
+        step_up: int | None = None,
+        now: datetime | None = None,
     ) -> User:
         """Disable the account and end its sessions everywhere (audited ``user.disable``)."""
         return self._update(
@@ -269,10 +292,17 @@ class UserStore:
             details={},
             now=now,
             revoke_reason="disabled",
+            step_up=step_up,
         )
 
     def enable(
-        self, username: str, *, actor: str = "system", client: str = "", now: datetime | None = None
+        self,
+        username: str,
+        *,
+        actor: str = "system",
+        client: str = "",
+        step_up: int | None = None,
+        now: datetime | None = None,
     ) -> User:
         """Enable a disabled account (audited ``user.enable``)."""
         return self._update(
@@ -284,6 +314,7 @@ class UserStore:
             client=client,
             details={},
             now=now,
+            step_up=step_up,
         )
 
     def set_roles(
@@ -293,6 +324,7 @@ class UserStore:
         *,
         actor: str = "system",
         client: str = "",
+        step_up: int | None = None,
         now: datetime | None = None,
     ) -> User:
         """Replace the account's roles (audited ``user.roles`` with before and after). Takes
@@ -313,6 +345,7 @@ class UserStore:
             client=client,
             details={"before": sorted(before.roles), "after": sorted(role_set)},
             now=now,
+            step_up=step_up,
         )
 
     def set_creator_scope(
@@ -322,6 +355,7 @@ class UserStore:
         *,
         actor: str = "system",
         client: str = "",
+        step_up: int | None = None,
         now: datetime | None = None,
     ) -> User:
         """Set which creators' rows a creator/partner account sees (empty: none at all)."""
@@ -338,6 +372,7 @@ class UserStore:
             client=client,
             details={"before": sorted(before.creator_ids), "after": sorted(ids)},
             now=now,
+            step_up=step_up,
         )
 
     def set_display_name(
@@ -372,6 +407,7 @@ class UserStore:
         actor: str = "system",
         client: str = "",
         min_password_length: int = MIN_LENGTH,
+        step_up: int | None = None,
         now: datetime | None = None,
     ) -> User:
         """Set a new password (policy checked) and end the account's sessions everywhere."""
@@ -388,10 +424,17 @@ class UserStore:
             details={},
             now=now,
             revoke_reason="password reset",
+            step_up=step_up,
         )
 
     def reset_2fa(
-        self, username: str, *, actor: str = "system", client: str = "", now: datetime | None = None
+        self,
+        username: str,
+        *,
+        actor: str = "system",
+        client: str = "",
+        step_up: int | None = None,
+        now: datetime | None = None,
     ) -> User:
         """Forget the TOTP secret so the next sign-in enrols again; sessions end everywhere."""
         return self._update(
@@ -404,4 +447,5 @@ class UserStore:
             details={},
             now=now,
             revoke_reason="2fa reset",
+            step_up=step_up,
         )

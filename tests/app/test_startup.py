@@ -26,7 +26,7 @@ def test_a_sample_or_short_cookie_key_stops_the_app(key, reason):
 def test_a_wrong_extract_key_stops_the_app_with_the_fix():
     new_app().run()  # the demo extract exists, built with this install's key
     assert app_context().store.exists()
-    with app_environment(SPOTLIGHT_EXTRACT_KEY="w" * 40):
+    with app_environment(SPOTLIGHT_EXTRACT_KEY="w-test-key-0123456789-ABCDEFGHIJ-klmnopqrst"):
         at = new_app().run()
     errors = " ".join(texts(at, "error"))
     assert "extract key does not open" in errors, errors

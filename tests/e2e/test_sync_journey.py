@@ -37,8 +37,9 @@ def warehouse_app() -> Iterator[tuple[RunningApp, PgWarehouse]]:
         settings = {
             "warehouse_url": f"{PG_DSN}?sslmode=disable&schema={schema}",
             "extract_key": EXTRACT_KEY,
-            "cookie_key": "c" * 40,
-            "app_key": "a" * 40,
+            "cookie_key": "c-test-key-0123456789-ABCDEFGHIJ-klmnopqrst",
+            "app_key": "a-test-key-0123456789-ABCDEFGHIJ-klmnopqrst",
+            "audit_key": "u-test-key-0123456789-ABCDEFGHIJ-klmnopqrst",
         }
         with running_app(root, **settings) as app:
             subprocess.run(

@@ -26,8 +26,9 @@ def _signed_in_admin(warehouse, tmp_path) -> Iterator[AppTest]:
         SPOTLIGHT_WAREHOUSE_URL=url,
         SPOTLIGHT_DATA_DIR=str(tmp_path / "data"),
         SPOTLIGHT_EXTRACT_KEY=EXTRACT_KEY,
-        SPOTLIGHT_COOKIE_KEY="c" * 40,
-        SPOTLIGHT_APP_KEY="a" * 40,
+        SPOTLIGHT_COOKIE_KEY="c-test-key-0123456789-ABCDEFGHIJ-klmnopqrst",
+        SPOTLIGHT_APP_KEY="a-test-key-0123456789-ABCDEFGHIJ-klmnopqrst",
+        SPOTLIGHT_AUDIT_KEY="u-test-key-0123456789-ABCDEFGHIJ-klmnopqrst",
     ):
         app_context().security.users.add("ops", STRONG, ["admin"], display_name="Ops")
         yield sign_in(new_app().run(), "ops", STRONG)

@@ -472,6 +472,7 @@ def test_cli_sync_exits_non_zero_and_says_why(loaded, tmp_path):
         "SPOTLIGHT_KEY_DIR": str(tmp_path / "keys"),
         "SPOTLIGHT_EXTRACT_KEY": EXTRACT_KEY,
         "SPOTLIGHT_APP_KEY": "integration-app-key-0123456789abcdefgh",
+        "SPOTLIGHT_AUDIT_KEY": "integration-audit-key-0123456789abcdefgh",
         "SPOTLIGHT_WAREHOUSE_URL": "postgresql://postgres@127.0.0.1:1/nowhere",
         "SPOTLIGHT_SYNC_RETRIES": "1",
     }

@@ -27,7 +27,7 @@ def test_extract_connection_reads_the_extract(tmp_path):
     build_demo_extract(
         ExtractStore(path, KEY),
         DemoConfig(viewers=50, views=500, seed=1, end=date(2026, 10, 31), days=30),
-        "p" * 40,
+        "p-test-key-0123456789-ABCDEFGHIJ-klmnopqrst",
     )
     conn = ExtractConnection("extract", path=str(path), key=KEY)
     assert conn.cursor().execute("SELECT count(*) FROM fact_view").fetchone()[0] == 500

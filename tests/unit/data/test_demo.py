@@ -430,7 +430,7 @@ def test_a_failing_generator_leaves_no_extract(tmp_path, monkeypatch):
         raise RuntimeError("generator broke")
 
     monkeypatch.setattr(demo, "generate", broken)
-    store = ExtractStore(tmp_path / "extract.duckdb", "e" * 40)
+    store = ExtractStore(tmp_path / "extract.duckdb", "e-test-key-0123456789-ABCDEFGHIJ-klmnopqrst")
     with pytest.raises(RuntimeError, match="generator broke"):
         demo.build_demo_extract(store, DemoConfig(seed=1, **SMALL), KEY)
     assert not store.exists()

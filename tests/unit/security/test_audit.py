@@ -54,19 +54,31 @@ def test_an_updated_record_is_found(tmp_path):
     assert sec.audit.verify_chain() == (False, 3)
 
 
-def test_an_updated_record_with_a_recomputed_hash_breaks_the_next_link(tmp_path):
-    sec = log_with_records(tmp_path)
+def _rewrite_actor(sec, record_id: int, key: bytes | None) -> None:
+    """Change a record's actor and recompute its own hash, as a tamperer would."""
     conn = tamper(sec)
-    row = conn.execute("SELECT * FROM audit WHERE id = 3").fetchone()
+    row = conn.execute("SELECT * FROM audit WHERE id = ?", (record_id,)).fetchone()
     cols = [d[0] for d in conn.execute("SELECT * FROM audit LIMIT 0").description]
     rec = dict(zip(cols, row, strict=True))
     fields = {k: rec[k] for k in ("id", "ts", "actor", "action", "target", "client", "outcome")}
     fields["actor"] = "someone-else"
     fields["details"] = json.loads(rec["details"])
     conn.execute(
-        "UPDATE audit SET actor = ?, hash = ? WHERE id = 3",
-        ("someone-else", record_hash(rec["prev_hash"], fields)),
+        "UPDATE audit SET actor = ?, hash = ? WHERE id = ?",
+        ("someone-else", record_hash(rec["prev_hash"], fields, key), record_id),
     )
+
+
+def test_a_record_rehashed_without_the_key_is_found_at_once(tmp_path):
+    # Whoever can write the database but not read the audit key cannot forge a record's HMAC.
+    sec = log_with_records(tmp_path)
+    _rewrite_actor(sec, 3, key=None)
+    assert sec.audit.verify_chain() == (False, 3)
+
+
+def test_a_record_rehashed_with_the_key_breaks_the_next_link(tmp_path):
+    sec = log_with_records(tmp_path)
+    _rewrite_actor(sec, 3, key=sec.settings.secret("audit_key").encode())
     assert sec.audit.verify_chain() == (False, 4)
 
 
@@ -103,7 +115,8 @@ def test_a_record_inserted_in_the_middle_is_found(tmp_path):
             "hash": record_hash(prev, forged),
         },
     )
-    assert sec.audit.verify_chain() == (False, 4)
+    # Written without the key (mac = 0) after keyed records: refused where it stands.
+    assert sec.audit.verify_chain() == (False, 3)
 
 
 def test_deleting_the_newest_record_is_found_with_or_without_a_later_append(tmp_path):

@@ -30,7 +30,8 @@ def cli(tmp_path, monkeypatch):
     env = {
         "SPOTLIGHT_DATA_DIR": str(tmp_path / "data"),
         "SPOTLIGHT_KEY_DIR": str(tmp_path / "keys"),
-        "SPOTLIGHT_APP_KEY": "k" * 40,
+        "SPOTLIGHT_APP_KEY": "k-test-key-0123456789-ABCDEFGHIJ-klmnopqrst",
+        "SPOTLIGHT_AUDIT_KEY": "u-test-key-0123456789-ABCDEFGHIJ-klmnopqrst",
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -41,7 +42,7 @@ def cli(tmp_path, monkeypatch):
         return runner.invoke(app, list(args), input=input)
 
     def security() -> Security:
-        return Security(make_settings(tmp_path, app_key="k" * 40), bcrypt_rounds=TEST_ROUNDS)
+        return Security(make_settings(tmp_path, app_key="k-test-key-0123456789-ABCDEFGHIJ-klmnopqrst"), bcrypt_rounds=TEST_ROUNDS)
 
     return invoke, security
 
@@ -209,7 +210,11 @@ def test_demo_accounts_are_disabled_when_a_warehouse_is_configured(tmp_path):
     add_real = sec.users.add("realuser", NEW_PASSWORD, ["analyst"])
     warehouse = Security(
         make_settings(
-            tmp_path, warehouse_url="postgresql://u@h/db", app_key=sec.settings.secret("app_key")
+            tmp_path,
+            warehouse_url="postgresql://u@h/db",
+            app_key=sec.settings.secret("app_key"),
+            audit_key=sec.settings.secret("audit_key"),
+
         ),
         bcrypt_rounds=TEST_ROUNDS,
     )

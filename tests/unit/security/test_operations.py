@@ -20,8 +20,9 @@ def test_a_failed_sync_is_audited_and_alerts_admins(tmp_path):
     sec, _ = make_security(
         tmp_path,
         warehouse_url=f"postgresql://spotlight@127.0.0.1:{_closed_port()}/warehouse",
-        extract_key="e" * 40,
-        app_key="a" * 40,
+        extract_key="e-test-key-0123456789-ABCDEFGHIJ-klmnopqrst",
+        app_key="a-test-key-0123456789-ABCDEFGHIJ-klmnopqrst",
+        audit_key="u-test-key-0123456789-ABCDEFGHIJ-klmnopqrst",
         sync_retries=1,
         sync_retry_delay_seconds=0,
     )

@@ -129,18 +129,31 @@ def test_step_up_is_valid_for_the_configured_minutes(tmp_path):
 
 def test_step_up_refuses_a_wrong_password_or_code_and_counts_them(tmp_path):
     sec, clock, token, secret = enrolled(tmp_path, login_max_failures=2)
+    session = sec.resolve(token).session_id
     code = totp.code_at(secret, clock())
     assert sec.step_up(token, "wrong password!", code).status == "invalid"
-    assert sec.failure_count("signin_user", "fin") == 1
+    assert sec.failure_count("reauth_session", session) == 1
     wrong = "000000" if code != "000000" else "111111"
     assert sec.step_up(token, PASSWORD, wrong).status == "invalid"
     assert not sec.has_recent_step_up(token)
     for _ in range(2):  # the right password above reset the count; two wrong ones lock
         assert sec.step_up(token, "wrong password!", code).status == "invalid"
-    assert sec.step_up(token, PASSWORD, code).status == "locked", "the account lock applies"
-    assert sec.authenticate("fin", PASSWORD, CLIENT).status == "locked"
+    assert sec.step_up(token, PASSWORD, code).status == "locked", "the session's lock applies"
     outcomes = [r.outcome for r in sec.audit.list(action="stepup", newest_first=False)]
     assert outcomes == ["failure", "failure", "failure", "failure", "locked"]
+    # The lock is the session's: the account still signs in (a stolen session's guesses do not
+    # lock its owner out), and the failures count as sign-in failures for the burst alert.
+    assert sec.failure_count("signin_user", "fin") == 0
+    assert sec.authenticate("fin", PASSWORD, CLIENT).status == "ok"
+
+
+def test_step_up_works_while_failures_from_elsewhere_lock_the_account(tmp_path):
+    sec, clock, token, secret = enrolled(tmp_path, login_max_failures=2)
+    for agent in range(3):
+        sec.authenticate("fin", "wrong password!", f"attacker-{agent}")
+    assert sec.authenticate("fin", PASSWORD, "attacker-9").status == "locked"
+    assert sec.step_up(token, PASSWORD, totp.code_at(secret, clock())).ok
+    assert sec.has_recent_step_up(token)
 
 
 def test_secret_password_codes_and_token_never_reach_the_database_file(tmp_path):
