@@ -42,7 +42,10 @@ def cli(tmp_path, monkeypatch):
         return runner.invoke(app, list(args), input=input)
 
     def security() -> Security:
-        return Security(make_settings(tmp_path, app_key="k-test-key-0123456789-ABCDEFGHIJ-klmnopqrst"), bcrypt_rounds=TEST_ROUNDS)
+        return Security(
+            make_settings(tmp_path, app_key="k-test-key-0123456789-ABCDEFGHIJ-klmnopqrst"),
+            bcrypt_rounds=TEST_ROUNDS,
+        )
 
     return invoke, security
 
@@ -214,7 +217,6 @@ def test_demo_accounts_are_disabled_when_a_warehouse_is_configured(tmp_path):
             warehouse_url="postgresql://u@h/db",
             app_key=sec.settings.secret("app_key"),
             audit_key=sec.settings.secret("audit_key"),
-
         ),
         bcrypt_rounds=TEST_ROUNDS,
     )

@@ -22,7 +22,9 @@ KEY = "erasure-test-extract-key-0123456789abcdef"
 def store(tmp_path) -> ExtractStore:
     s = ExtractStore(tmp_path / "extract.duckdb", KEY)
     build_demo_extract(
-        s, DemoConfig(viewers=200, views=3_000, seed=2, end=date(2026, 10, 31), days=60), "p-test-key-0123456789-ABCDEFGHIJ-klmnopqrst"
+        s,
+        DemoConfig(viewers=200, views=3_000, seed=2, end=date(2026, 10, 31), days=60),
+        "p-test-key-0123456789-ABCDEFGHIJ-klmnopqrst",
     )
     return s
 
