@@ -150,17 +150,25 @@ def sync(
 
 @app.command()
 def erase(
-    viewer: int = typer.Option(..., "--viewer", help="The viewer's keyed pseudonym (viewer_key)."),
+    viewer_text: str = typer.Option(
+        ..., "--viewer", help="The viewer's keyed pseudonym (viewer_key), digits 0-9."
+    ),
     yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
 ) -> None:
     """GDPR erasure: remove a viewer from every extract table and keep them out of later syncs."""
     from data.extract.store import ExtractError, store_from_settings
     from data.extract.writer_lock import ExtractBusyError
     from data.sync.erasure import ErasureError
+    from security.input import InputError, parse_viewer_key
     from security.operations import audited_erasure
     from security.service import Security
     from settings import SettingsError, load_settings
 
+    try:
+        viewer = parse_viewer_key(viewer_text)
+    except InputError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     try:
         settings = load_settings()
         security = Security(settings)

@@ -31,10 +31,13 @@ with st.form("change-password", clear_on_submit=True):
     )
     repeat = st.text_input("New password again", type="password", autocomplete="new-password")
     if st.form_submit_button("Change password", type="primary"):
-        if new != repeat:
+        checked = ctx.security.check_password(st.session_state.get(auth.TOKEN_KEY, ""), current)
+        if not checked.ok:
+            # Checked first, throttled and audited like a sign-in: a wrong guess counts even
+            # when the new passwords differ.
+            st.error(checked.message, icon="🚫")
+        elif new != repeat:
             st.error("The two new passwords differ.", icon="⚠️")
-        elif not ctx.security.users.verify_password(principal.username, current):
-            st.error("The current password is not right.", icon="🚫")
         else:
             try:
                 ctx.security.users.reset_password(

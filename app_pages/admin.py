@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
 
 import pandas as pd
@@ -13,9 +15,12 @@ from components.context import AppContext
 from components.data_admin import erasure_panel, sync_panel
 from components.guard import require_page
 from components.stepup import step_up_ok
+from components.text import md_escape
+from security.account_admin import AccountAdmin
 from security.audit import EVENTS
+from security.input import InputError, parse_creator_ids
 from security.passwords import PasswordPolicyError
-from security.permissions import ROLE_LABELS, ROLES, Principal, RoleError
+from security.permissions import ROLE_LABELS, ROLES, AccessDenied, Principal, RoleError
 from security.users import User, UserError
 
 ctx, principal = require_page("admin", "🛡️ Administration", needs_data=False)
@@ -120,7 +125,14 @@ def _users(ctx: AppContext, principal: Principal) -> None:
         ),
         hide_index=True,
     )
-    client = auth.client_id()
+    st.caption(
+        "Adding users and changing roles, scopes, passwords, 2FA, sessions or whether an account "
+        "is enabled grants access or resets a credential: each needs you to confirm it is you "
+        "(password and a fresh code), valid for a few minutes, and the audit log cites it."
+    )
+    if not step_up_ok(ctx, principal, "manage_users", key="accounts"):
+        return
+    admin = AccountAdmin(ctx.security, principal, auth.client_id())
     left, right = st.columns(2)
     with left, st.form("add-user", clear_on_submit=True):
         st.subheader("Add a user")
@@ -130,20 +142,15 @@ def _users(ctx: AppContext, principal: Principal) -> None:
         creators = st.text_input("Creator ids (creator and partner roles)", placeholder="e.g. 4, 7")
         password = st.text_input("Initial password (12+ characters)", type="password")
         if st.form_submit_button("Add user", type="primary"):
-            try:
-                ids = [int(x) for x in creators.replace(" ", "").split(",") if x]
-                ctx.security.users.add(
+            with _account_change():
+                admin.add(
                     username,
                     password,
                     roles,
                     display_name=display or None,
-                    creator_ids=ids,
-                    actor=principal.username,
-                    client=client,
+                    creator_ids=parse_creator_ids(creators),
                 )
                 st.success(f"Added {username}.", icon="✅")
-            except ValueError as exc:  # UserError, RoleError, PasswordPolicyError, bad ids
-                st.error(str(exc) or "Check the fields.", icon="⚠️")
     with right:
         st.subheader("Change a user")
         names = [u.username for u in users]
@@ -163,67 +170,103 @@ def _users(ctx: AppContext, principal: Principal) -> None:
                 key="admin-change",
                 horizontal=True,
             )
-            _change_user(ctx, principal, user, action, client)
+            with _account_change():
+                _change_user(admin, principal, user, action)
 
 
-def _change_user(
-    ctx: AppContext, principal: Principal, user: User, action: str, client: str
-) -> None:
-    users = ctx.security.users
+@contextlib.contextmanager
+def _account_change() -> Iterator[None]:
+    """Show why an account change was refused, in words the admin can act on."""
     try:
-        if action == "Roles":
-            new_roles = st.multiselect(
-                "Roles",
-                ROLES,
-                default=sorted(user.roles),
-                format_func=ROLE_LABELS.get,
-                key="admin-roles",
-            )
-            if st.button("Save roles", key="save-roles") or st.session_state.get("roles-pending"):
-                st.session_state["roles-pending"] = True
-                if step_up_ok(ctx, principal, "change_roles", key="roles"):
-                    users.set_roles(
-                        user.username, new_roles, actor=principal.username, client=client
-                    )
-                    st.session_state.pop("roles-pending", None)
-                    st.success("Roles saved; they apply from the user's next page load.", icon="✅")
-        elif action == "Creator scope":
-            text = st.text_input(
-                "Creator ids",
-                value=", ".join(str(i) for i in sorted(user.creator_ids)),
-                key="admin-scope",
-            )
-            if st.button("Save scope", key="save-scope"):
-                ids = [int(x) for x in text.replace(" ", "").split(",") if x]
-                users.set_creator_scope(user.username, ids, actor=principal.username, client=client)
-                st.success("Creator scope saved.", icon="✅")
-        elif action == "Enable / disable":
-            if user.disabled:
-                if st.button("Enable account", key="enable"):
-                    users.enable(user.username, actor=principal.username, client=client)
-                    st.rerun()
-            elif st.button(
-                "Disable account", key="disable", disabled=user.username == principal.username
-            ):
-                users.disable(user.username, actor=principal.username, client=client)
-                st.rerun()
-        elif action == "Reset password":
-            with st.form("reset-password", clear_on_submit=True):
-                new_password = st.text_input("New password (12+ characters)", type="password")
-                if st.form_submit_button("Reset password"):
-                    users.reset_password(
-                        user.username, new_password, actor=principal.username, client=client
-                    )
-                    st.success("Password reset; the user's sessions were signed out.", icon="✅")
-        elif action == "Reset 2FA":
-            if st.button("Reset 2FA", key="reset-2fa"):
-                users.reset_2fa(user.username, actor=principal.username, client=client)
-                st.success("2FA reset: the user enrols again at the next sign-in.", icon="✅")
-        elif action == "Sign out everywhere" and st.button("End all sessions", key="revoke-all"):
-            ended = ctx.security.revoke_all(user.username)
-            st.success(f"Ended {ended} session(s).", icon="✅")
-    except (UserError, RoleError, PasswordPolicyError, ValueError) as exc:
+        yield
+    except AccessDenied as denied:
+        if denied.reason == "step_up_required":
+            st.warning("Your confirmation has expired: confirm it is you again.", icon="🔐")
+            st.button("Confirm again", key="stepup-again")
+        else:
+            st.error("Your role cannot change accounts.", icon="🚫")
+    except (UserError, RoleError, PasswordPolicyError, InputError) as exc:
         st.error(str(exc) or "Check the values.", icon="⚠️")
+
+
+def _change_user(admin: AccountAdmin, principal: Principal, user: User, action: str) -> None:
+    if action == "Roles":
+        new_roles = st.multiselect(
+            "Roles",
+            ROLES,
+            default=sorted(user.roles),
+            format_func=ROLE_LABELS.get,
+            key="admin-roles",
+        )
+        if st.button("Save roles", key="save-roles"):
+            admin.set_roles(user.username, new_roles)
+            st.success("Roles saved; they apply from the user's next page load.", icon="✅")
+    elif action == "Creator scope":
+        text = st.text_input(
+            "Creator ids",
+            value=", ".join(str(i) for i in sorted(user.creator_ids)),
+            key="admin-scope",
+            help="Whole numbers separated by commas, e.g. 4, 7. Empty: the account sees no rows.",
+        )
+        if st.button("Save scope", key="save-scope"):
+            admin.set_creator_scope(user.username, parse_creator_ids(text))
+            st.success("Creator scope saved.", icon="✅")
+    elif action == "Enable / disable":
+        if user.disabled:
+            if st.button("Enable account", key="enable"):
+                admin.enable(user.username)
+                st.rerun()
+        elif st.button(
+            "Disable account", key="disable", disabled=user.username == principal.username
+        ):
+            admin.disable(user.username)
+            st.rerun()
+    elif action == "Reset password":
+        with st.form("reset-password", clear_on_submit=True):
+            new_password = st.text_input("New password (12+ characters)", type="password")
+            if st.form_submit_button("Reset password"):
+                admin.reset_password(user.username, new_password)
+                st.success("Password reset; the user's sessions were signed out.", icon="✅")
+    elif action == "Reset 2FA":
+        if st.button("Reset 2FA", key="reset-2fa"):
+            admin.reset_2fa(user.username)
+            st.success("2FA reset: the user enrols again at the next sign-in.", icon="✅")
+    elif action == "Sign out everywhere" and st.button("End all sessions", key="revoke-all"):
+        ended = admin.end_sessions(user.username)
+        st.success(f"Ended {ended} session(s).", icon="✅")
+
+
+_LOCK_KINDS = {
+    "signin_user": "sign-in from unknown devices",
+    "signin_device": "sign-in from one known device",
+    "signin_client": "sign-in from one client (address and browser)",
+    "reauth_session": "password confirmation in one session",
+    "totp": "two-factor codes",
+}
+
+
+def _locks(ctx: AppContext, principal: Principal) -> None:
+    st.caption(
+        "Accounts and clients locked after repeated failures. A lock lifts by itself after "
+        f"{ctx.settings.login_lock_minutes:g} minutes; lift it sooner once you know who it is."
+    )
+    locks = ctx.security.active_locks()
+    if not locks:
+        st.success("Nothing is locked.", icon="✅")
+        return
+    for lock in locks:
+        with st.container(border=True):
+            who = lock.username or "—"
+            st.markdown(
+                f"🔒 **{md_escape(who)}** · {_LOCK_KINDS.get(lock.kind, lock.kind)} · "
+                f"{lock.failures} failure(s) · until {lock.locked_until:%Y-%m-%d %H:%M} UTC"
+            )
+            st.caption(f"Key: {lock.key}")
+            if st.button("Lift this lock", key=f"unlock-{lock.kind}-{lock.key}"):
+                ctx.security.lift_lock(
+                    lock.kind, lock.key, actor=principal.username, client=auth.client_id()
+                )
+                st.rerun()
 
 
 def _sessions(ctx: AppContext) -> None:
@@ -252,11 +295,12 @@ def _sessions(ctx: AppContext) -> None:
 
 
 st.title("🛡️ Administration")
-alerts_tab, audit_tab, users_tab, sessions_tab, sync_tab, erase_tab = st.tabs(
+alerts_tab, audit_tab, users_tab, locks_tab, sessions_tab, sync_tab, erase_tab = st.tabs(
     [
         f"🚨 Alerts ({ctx.security.alerts.open_count()})",
         "📜 Audit log",
         "👥 Users",
+        "🔒 Locks",
         "🔑 Sessions",
         "🔄 Data sync",
         "🧹 Erasure",
@@ -268,6 +312,8 @@ with audit_tab:
     _audit(ctx)
 with users_tab:
     _users(ctx, principal)
+with locks_tab:
+    _locks(ctx, principal)
 with sessions_tab:
     _sessions(ctx)
 with sync_tab:

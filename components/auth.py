@@ -21,14 +21,16 @@ from contextvars import ContextVar
 
 import streamlit as st
 
-from components.context import AppContext
+from components.context import AppContext, app_context
 from components.session_cookie import SessionCookie
+from security.client_address import client_address, served_over_https
 from security.permissions import Principal
 
 TOKEN_KEY = "session_token"  # noqa: S105 - a session-state key name, not a secret
 RESTORED_KEY = "restored_from_cookie"
 TAB_MFA_KEY = "tab_mfa_verified"
 COOKIE_PENDING_KEY = "cookie_pending"
+DEVICE_PENDING_KEY = "device_cookie_pending"
 NOTICE_KEY = "auth_notice"
 SIGNED_OUT_KEY = "signed_out"
 
@@ -37,26 +39,63 @@ _CURRENT: ContextVar[Principal | None] = ContextVar("spotlight_principal", defau
 _COOKIE: ContextVar[SessionCookie | None] = ContextVar("spotlight_cookie", default=None)
 
 
+def _header(name: str) -> str | None:
+    headers = st.context.headers
+    return headers.get(name) if headers else None
+
+
 def client_id() -> str:
-    """A stable, non-reversible id of the browser client: address and user agent, hashed."""
-    address = st.context.ip_address or "local"
-    agent = st.context.headers.get("User-Agent", "") if st.context.headers else ""
+    """A stable, non-reversible id of the browser client: address and user agent, hashed.
+
+    The address is the peer's, or behind the proxies of the ``trusted_proxies`` setting the one
+    they forwarded; a client cannot choose it by sending X-Forwarded-For itself.
+    """
+    address = client_address(
+        st.context.ip_address, _header("X-Forwarded-For"), app_context().trusted_proxies
+    )
+    agent = _header("User-Agent") or ""
     return "client-" + hashlib.sha256(f"{address}|{agent}".encode()).hexdigest()[:16]
+
+
+def _secure_cookies(ctx: AppContext) -> bool:
+    mode = ctx.settings.cookie_secure
+    if mode == "auto":
+        return served_over_https(
+            st.context.url, st.context.ip_address, _header("X-Forwarded-Proto"), ctx.trusted_proxies
+        )
+    return mode == "on"
 
 
 def _cookie(ctx: AppContext) -> SessionCookie:
     cookie = _COOKIE.get()
     if cookie is None:
         s = ctx.settings
-        cookie = SessionCookie(s.cookie_name, s.secret("cookie_key"), s.cookie_expiry_days)
+        cookie = SessionCookie(
+            s.cookie_name,
+            s.secret("cookie_key"),
+            s.cookie_expiry_days,
+            secure=_secure_cookies(ctx),
+        )
         _COOKIE.set(cookie)
     return cookie
 
 
-def _for_this_tab(principal: Principal) -> Principal:
-    if st.session_state.get(RESTORED_KEY) and not st.session_state.get(TAB_MFA_KEY):
+def tab_mfa_state() -> tuple[bool, bool]:
+    """(restored from the cookie, 2FA passed in this tab): what decides this tab's 2FA state."""
+    return bool(st.session_state.get(RESTORED_KEY)), bool(st.session_state.get(TAB_MFA_KEY))
+
+
+def for_tab(principal: Principal, restored: bool, tab_verified: bool) -> Principal:
+    """The principal as this tab may act: a tab restored from the cookie has not passed 2FA
+    until a code is entered in it, whatever the session did in another tab (SECURITY.md #19).
+    The one rule for pages and actions alike (exports included)."""
+    if restored and not tab_verified:
         return dataclasses.replace(principal, mfa_verified=False)
     return principal
+
+
+def _for_this_tab(principal: Principal) -> Principal:
+    return for_tab(principal, *tab_mfa_state())
 
 
 def current_principal(ctx: AppContext) -> Principal | None:
@@ -100,7 +139,7 @@ def principal_for_run() -> Principal | None:
 
 
 def _forget_session(notice: str | None = None) -> None:
-    for key in (TOKEN_KEY, RESTORED_KEY, TAB_MFA_KEY, COOKIE_PENDING_KEY):
+    for key in (TOKEN_KEY, RESTORED_KEY, TAB_MFA_KEY, COOKIE_PENDING_KEY, DEVICE_PENDING_KEY):
         st.session_state.pop(key, None)
     if notice:
         st.session_state[NOTICE_KEY] = notice
@@ -119,8 +158,20 @@ def persist_cookie_if_pending(ctx: AppContext) -> None:
     # title, and once gone they shifted every element of the page (a rerun then shows the page
     # twice while it redraws).
     with st.sidebar:
-        if _cookie(ctx).issue(principal.username, token):
+        cookie = _cookie(ctx)
+        if cookie.issue(principal.username, token):
             st.session_state.pop(COOKIE_PENDING_KEY, None)
+        device = st.session_state.get(DEVICE_PENDING_KEY)
+        if device and cookie.issue_device(device, ctx.settings.device_cookie_days):
+            st.session_state.pop(DEVICE_PENDING_KEY, None)
+
+
+def _signed_in_completely(ctx: AppContext, username: str) -> None:
+    """The sign-in in this tab is complete (password, and 2FA where needed): write the sign-in
+    cookie, and a device cookie so that this browser is not locked out by failures elsewhere."""
+    st.session_state[COOKIE_PENDING_KEY] = True
+    if ctx.settings.device_cookie_days > 0:
+        st.session_state[DEVICE_PENDING_KEY] = ctx.security.issue_device_token(username)
 
 
 def sign_out(ctx: AppContext, principal: Principal) -> None:
@@ -167,7 +218,9 @@ def _password_form(ctx: AppContext) -> None:
         st.error("Enter your username and password.", icon="⚠️")
         return
     client = client_id()
-    result = ctx.security.authenticate(username, password, client)
+    result = ctx.security.authenticate(
+        username, password, client, device_token=_cookie(ctx).device_token()
+    )
     if not result.ok:
         st.error(result.message, icon="🚫")
         return
@@ -176,7 +229,7 @@ def _password_form(ctx: AppContext) -> None:
     st.session_state.pop(NOTICE_KEY, None)
     st.session_state.pop(RESTORED_KEY, None)
     if not result.needs_mfa:
-        st.session_state[COOKIE_PENDING_KEY] = True
+        _signed_in_completely(ctx, result.username)
     st.rerun()
 
 
@@ -215,5 +268,5 @@ def second_factor_form(ctx: AppContext, principal: Principal, token: str) -> Non
         return
     st.session_state[TAB_MFA_KEY] = True
     if not st.session_state.get(RESTORED_KEY):
-        st.session_state[COOKIE_PENDING_KEY] = True
+        _signed_in_completely(ctx, principal.username)
     st.rerun()

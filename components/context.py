@@ -15,6 +15,7 @@ import streamlit as st
 from data.extract import build_cache
 from data.extract.store import ExtractError, ExtractStore, store_from_settings
 from data.queries.filters import Scope
+from security.client_address import Network, ProxySettingError, parse_trusted_proxies
 from security.clock import Clock, utcnow
 from security.demo import ensure_demo_accounts
 from security.permissions import Principal
@@ -34,11 +35,15 @@ class StartupError(RuntimeError):
     """The app cannot start safely; ``str()`` is a message for the operator."""
 
 
+COOKIE_SECURE_MODES = ("auto", "on", "off")
+
+
 @dataclass(frozen=True)
 class AppContext:
     settings: Settings
     store: ExtractStore
     security: Security
+    trusted_proxies: tuple[Network, ...] = ()
 
 
 @st.cache_resource(show_spinner=False)
@@ -46,15 +51,21 @@ def app_context() -> AppContext:
     """The process-wide context; raises StartupError with the fix when it cannot be built."""
     try:
         settings = load_settings()
-        settings.secret("cookie_key")  # refuses a sample, empty or short key
+        settings.secret("cookie_key")  # refuses a sample, empty, short or predictable key
+        proxies = parse_trusted_proxies(settings.trusted_proxies)
+        if settings.cookie_secure not in COOKIE_SECURE_MODES:
+            raise SettingsError(
+                f"SPOTLIGHT_COOKIE_SECURE must be one of {', '.join(COOKIE_SECURE_MODES)}, "
+                f"got {settings.cookie_secure!r}."
+            )
         store = store_from_settings(settings)
         build_cache.configure(max_rows=int(settings.memory_index_rows))
         security = Security(settings, clock=_now)
         # Demo installs get their accounts; with a warehouse configured they are disabled.
         ensure_demo_accounts(settings, security)
-    except (SettingsError, ExtractError) as exc:
+    except (SettingsError, ExtractError, ProxySettingError) as exc:
         raise StartupError(str(exc)) from None
-    return AppContext(settings=settings, store=store, security=security)
+    return AppContext(settings=settings, store=store, security=security, trusted_proxies=proxies)
 
 
 def data_scope(principal: Principal) -> Scope:

@@ -17,6 +17,7 @@ from data.sync.erasure import ErasureError
 from data.sync.extract_specs import SPECS
 from data.sync.run import SyncProgress, sync_status
 from security.audit import OK
+from security.input import InputError, parse_viewer_key
 from security.operations import audited_erasure, audited_sync
 from security.permissions import Principal
 
@@ -178,16 +179,15 @@ def erasure_panel(ctx: AppContext, principal: Principal) -> None:
         )
         requested = st.form_submit_button("🧹 Erase viewer")
     if requested:
-        cleaned = text.strip()
-        if not cleaned.isdigit() or int(cleaned) >= 2**63:
-            st.error(
-                "A viewer key is a whole number between 0 and 9,223,372,036,854,775,807.", icon="⚠️"
-            )
+        try:
+            viewer_key = parse_viewer_key(text)
+        except InputError as exc:
+            st.error(str(exc), icon="⚠️")
             return
         if not confirmed:
             st.error("Tick the box to confirm the erasure.", icon="⚠️")
             return
-        st.session_state[ERASE_PENDING_KEY] = int(cleaned)
+        st.session_state[ERASE_PENDING_KEY] = viewer_key
     pending = st.session_state.get(ERASE_PENDING_KEY)
     if pending is None:
         return

@@ -51,12 +51,16 @@ def export_for_session(
     fmt: str,
     target: str,
     client: str,
+    tab_state: tuple[bool, bool] = (False, False),
 ) -> bytes:
-    """The export, for whoever the session is *now*: a session signed out, idle or disabled since
-    the button was drawn gets ``ExportRefused``, and changed roles apply."""
+    """The export, for whoever the session is *now*, as this tab may act: a session signed out,
+    idle or disabled since the button was drawn gets ``ExportRefused``, changed roles apply, and
+    a tab restored from the cookie without 2FA in it (``tab_state``: restored, verified) is
+    refused like its pages are."""
     principal = security.resolve(session_token)
     if principal is None:
         raise ExportRefused(target, "signed_out")
+    principal = auth.for_tab(principal, *tab_state)
     return prepare_export(security, principal, frame, fmt=fmt, target=target, client=client)
 
 
@@ -65,11 +69,15 @@ def _deferred(
 ) -> Callable[[], bytes]:
     client = auth.client_id()
     token = st.session_state.get(auth.TOKEN_KEY, "")
+    # Passing 2FA in this tab reruns the page, which draws the buttons again with the new state.
+    tab_state = auth.tab_mfa_state()
     snapshot = frame.copy()
 
     def build() -> bytes:
         # Runs when the button is clicked, possibly long after the page was drawn.
-        return export_for_session(security, token, snapshot, fmt=fmt, target=target, client=client)
+        return export_for_session(
+            security, token, snapshot, fmt=fmt, target=target, client=client, tab_state=tab_state
+        )
 
     return build
 
@@ -81,6 +89,10 @@ def export_buttons(
     allowed = [fmt for fmt in FORMATS if principal.may(f"export_{fmt}")]
     if not allowed:
         st.caption("Downloads are not available for your role.")
+        return
+    if principal.mfa_pending:
+        # The same check as the file's own (require), said before anyone clicks.
+        st.caption("🔐 Downloads need two-factor confirmation in this tab.")
         return
     cap = principal.export_row_cap
     over_cap = len(frame) > cap

@@ -49,9 +49,9 @@ def _initial_params() -> dict[str, str]:
     return dict(st.session_state.get(INTENT_KEY, {}))
 
 
-def _resolve(params: Mapping[str, str], anchor: date) -> Filters:
+def _resolve(params: Mapping[str, str], anchor: date, first_day: date) -> Filters:
     try:
-        return Filters.from_query_params(params, anchor)
+        asked = Filters.from_query_params(params, anchor)
     except FiltersError as exc:
         st.warning(
             f"The filters in this link could not be used: {md_escape(exc)} "
@@ -59,6 +59,23 @@ def _resolve(params: Mapping[str, str], anchor: date) -> Filters:
             icon="⚠️",
         )
         return Filters.for_preset(DEFAULT_PRESET, anchor)
+    clamped = asked.within_data(first_day, anchor)
+    data_span = f"{first_day:%Y-%m-%d} to {anchor:%Y-%m-%d}"
+    if clamped is None:
+        st.warning(
+            f"The dates in this link ({asked.start:%Y-%m-%d} to {asked.end:%Y-%m-%d}) hold no "
+            f"data: there is data from {data_span}. Showing the last 28 days instead.",
+            icon="⚠️",
+        )
+        return Filters.for_preset(DEFAULT_PRESET, anchor)
+    if clamped != asked:
+        st.warning(
+            f"The dates in this link ({asked.start:%Y-%m-%d} to {asked.end:%Y-%m-%d}) reach "
+            f"outside the data ({data_span}): showing {clamped.start:%Y-%m-%d} to "
+            f"{clamped.end:%Y-%m-%d}.",
+            icon="⚠️",
+        )
+    return clamped
 
 
 def _chip_order(params: Mapping[str, str], filters: Filters) -> list[str]:
@@ -131,18 +148,30 @@ def _clear_all(key: str) -> None:
     st.session_state[f"{key}-chips"] = []
 
 
-def _open_view(key: str, views: SavedViews, username: str, anchor: date) -> None:
+def _open_view(key: str, views: SavedViews, username: str, anchor: date, first_day: date) -> None:
     name = st.session_state.get(f"{key}-view")
     view = views.get(username, name) if name else None
     if view is None:
         return
     try:
-        filters = Filters.from_query_params(view.params, anchor)
+        asked = Filters.from_query_params(view.params, anchor)
     except FiltersError as exc:
         st.session_state[_NOTICE_KEY] = f"The saved view could not be opened: {exc}"
         return
+    filters = asked.within_data(first_day, anchor)
+    if filters is None:
+        st.session_state[_NOTICE_KEY] = (
+            f"The saved view “{view.name}” covers {asked.start:%Y-%m-%d} to {asked.end:%Y-%m-%d}, "
+            f"which holds no data (there is data from {first_day:%Y-%m-%d} to {anchor:%Y-%m-%d})."
+        )
+        return
     _set_widgets(key, filters, _chip_order(view.params, filters), force=True)
-    st.session_state[_NOTICE_KEY] = f"Opened the saved view “{view.name}”."
+    clamped = (
+        f" Its dates were narrowed to the data: {filters.start:%Y-%m-%d} to {filters.end:%Y-%m-%d}."
+        if filters != asked
+        else ""
+    )
+    st.session_state[_NOTICE_KEY] = f"Opened the saved view “{view.name}”.{clamped}"
 
 
 def _save_view(key: str, views: SavedViews, username: str) -> None:
@@ -167,7 +196,9 @@ def _delete_view(key: str, views: SavedViews, username: str) -> None:
 
 
 # --- rendering -----------------------------------------------------------------------------------
-def _saved_views_popover(key: str, views: SavedViews, username: str, anchor: date) -> None:
+def _saved_views_popover(
+    key: str, views: SavedViews, username: str, anchor: date, first_day: date
+) -> None:
     mine = views.list(username)
     with st.popover("⭐ Saved views", width="stretch"):
         names = [v.name for v in mine]
@@ -185,7 +216,7 @@ def _saved_views_popover(key: str, views: SavedViews, username: str, anchor: dat
             "Open",
             key=f"{key}-view-open",
             on_click=_open_view,
-            args=(key, views, username, anchor),
+            args=(key, views, username, anchor, first_day),
             disabled=not names,
             width="stretch",
         )
@@ -270,7 +301,7 @@ def filter_bar(
     With ``views`` and ``username`` the bar offers the user's saved views.
     """
     params = _initial_params()
-    resolved = _resolve(params, anchor)
+    resolved = _resolve(params, anchor, first_day)
     _set_widgets(key, resolved, _chip_order(params, resolved), force=False)
     notice = st.session_state.pop(_NOTICE_KEY, None)
     if notice:
@@ -308,7 +339,7 @@ def filter_bar(
         )
     if views is not None and username:
         with views_col:
-            _saved_views_popover(key, views, username, anchor)
+            _saved_views_popover(key, views, username, anchor, first_day)
 
     chips: list[str] = [c for c in st.session_state[f"{key}-chips"] if c in DIMENSIONS]
     chosen: dict[str, tuple[str, ...]] = {}

@@ -45,7 +45,9 @@ def require_page(
 
 def no_access(ctx: AppContext, principal: Principal | None, page_id: str) -> None:
     if principal is not None:
-        ctx.security.record_event(principal, "access.denied", target=page_id, outcome="denied")
+        ctx.security.record_event(
+            principal, "access.denied", target=page_id, client=auth.client_id(), outcome="denied"
+        )
     st.error(
         f"**No access.** Your account ({md_escape(principal.username if principal else 'signed out')}) "
         "cannot open this page. Ask an administrator if you need it.",

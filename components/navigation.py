@@ -1,10 +1,13 @@
 """The one registry of pages, and the navigation built from it for a principal.
 
-Every page is registered with ``st.navigation`` so that a URL always reaches its page: a page
-the principal may not open is registered hidden and shows "no access" from its own ``require``
-check, without running any of its queries; the menu lists only the pages the permission matrix
-(security.permissions) allows. Signed out, the menu is hidden and every URL shows the sign-in
-form, then the asked-for page after sign-in.
+Signed in, every page is registered with ``st.navigation`` so that a URL always reaches its
+page: a page the principal may not open is registered hidden and shows "no access" from its own
+``require`` check, without running any of its queries; the menu lists only the pages the
+permission matrix (security.permissions) allows.
+
+Signed out, only a sign-in page is registered, so the browser learns no page's title or path
+(SECURITY.md #20). A link to a page (``/admin``) registers the sign-in page under that path too,
+so the URL stays as it was and, once signed in, the same URL opens the page.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
+from streamlit.util import calc_hash
 
 from security.permissions import MONEY_PAGES, PAGE_ROLES, Principal
 
@@ -45,6 +50,39 @@ def in_menu(principal: Principal, page_id: str) -> bool:
     return granted and (page_id not in MONEY_PAGES or principal.may("see_money"))
 
 
+def _signed_out() -> None:
+    """Never run: app.py draws the sign-in screen instead of running a page when signed out."""
+
+
+def requested_page_id() -> str | None:
+    """The registry's page id the browser's URL names, if it names one (``/admin`` -> admin)."""
+    ctx = get_script_run_ctx()
+    if ctx is None:
+        return None
+    # What the browser asked for, before navigation resolves it: a page name from the URL on
+    # first load, or the hash of a page's url_path (st.Page's own hash) on a switch. The only
+    # public way to read it, st.context.url, adds the page path only once pages are registered.
+    manager = ctx.pages_manager
+    for spec in PAGE_SPECS:
+        if manager.intended_page_name == spec.url_path or (
+            manager.intended_page_script_hash == calc_hash(spec.url_path)
+        ):
+            return spec.id
+    return None
+
+
+def _sign_in_navigation() -> st.navigation:
+    pages = [st.Page(_signed_out, title="Sign in", icon="🎬", url_path="sign-in", default=True)]
+    requested = requested_page_id()
+    if requested is not None and not SPECS_BY_ID[requested].default:
+        pages.append(
+            st.Page(
+                _signed_out, title="Sign in", icon="🎬", url_path=requested, visibility="hidden"
+            )
+        )
+    return st.navigation(pages, position="hidden")
+
+
 def build_navigation(principal: Principal | None) -> st.navigation:
     """Register every page; show in the menu only those the principal may open.
 
@@ -52,6 +90,8 @@ def build_navigation(principal: Principal | None) -> st.navigation:
     ``<p>`` directly inside the menu's ``<ul>``, which screen readers mis-announce (axe-core's
     serious "list" violation).
     """
+    if principal is None:
+        return _sign_in_navigation()
     pages = [
         st.Page(
             spec.path,
@@ -59,10 +99,8 @@ def build_navigation(principal: Principal | None) -> st.navigation:
             icon=spec.icon,
             url_path=spec.url_path,
             default=spec.default,
-            visibility="visible"
-            if principal is not None and in_menu(principal, spec.id)
-            else "hidden",
+            visibility="visible" if in_menu(principal, spec.id) else "hidden",
         )
         for spec in PAGE_SPECS
     ]
-    return st.navigation(pages, position="sidebar" if principal else "hidden")
+    return st.navigation(pages, position="sidebar")

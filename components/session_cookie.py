@@ -33,13 +33,16 @@ ISSUED_KEY = "cookie_issued"
 class SessionCookie(CookieModel):
     """One per script run (the cookie component may be drawn only once per run)."""
 
-    def __init__(self, name: str, key: str, expiry_days: float):
+    def __init__(self, name: str, key: str, expiry_days: float, *, secure: bool = False):
         # Not CookieModel.__init__: it draws the cookie component on every run only to list the
         # cookies, a browser round trip that reruns the whole page once more on every fresh load.
         # Cookies are read from the request headers; the component is drawn only to write.
         self.cookie_name = name
         self.cookie_key = key
         self.cookie_expiry_days = expiry_days
+        # Secure: sent over HTTPS only. Not HttpOnly: the cookie component writes it from page
+        # script, so script running in the page could read it (docs/SECURITY.md, residual risks).
+        self.secure = secure
         self.token = None
         self.exp_date = None
         self._manager: stx.CookieManager | None = None
@@ -95,11 +98,47 @@ class SessionCookie(CookieModel):
             method="set",
             cookie=self.cookie_name,
             value=self._token_encode(),
-            options={"path": "/", "expires": expires.isoformat(), "sameSite": "strict"},
+            options=self._options(expires),
             key="spotlight-cookie-set-" + hashlib.sha256(session_token.encode()).hexdigest()[:12],
             default=False,
         )
         return answer is True
+
+    def issue_device(self, device_token: str, days: float) -> bool:
+        """Ask the browser to keep the device cookie (see security.devices); True once it has.
+
+        It outlives sign-out on purpose: it says "this browser completed a sign-in of this
+        account before", which spares it from locks caused by failures elsewhere.
+        """
+        expires = datetime.now() + timedelta(days=days)
+        answer = self.cookie_manager.cookie_manager(
+            method="set",
+            cookie=self.device_cookie_name,
+            value=device_token,
+            options=self._options(expires),
+            key="spotlight-device-set-" + hashlib.sha256(device_token.encode()).hexdigest()[:12],
+            default=False,
+        )
+        return answer is True
+
+    @property
+    def device_cookie_name(self) -> str:
+        return f"{self.cookie_name}_device"
+
+    def device_token(self) -> str | None:
+        """The device cookie's token from this request, if the browser sent one."""
+        value = st.context.cookies.get(self.device_cookie_name)
+        return value if isinstance(value, str) and value else None
+
+    def _options(self, expires: datetime) -> dict[str, Any]:
+        options: dict[str, Any] = {
+            "path": "/",
+            "expires": expires.isoformat(),
+            "sameSite": "strict",
+        }
+        if self.secure:
+            options["secure"] = True
+        return options
 
     def clear(self) -> None:
         """Ask the browser to drop the cookie (the session is revoked on the server regardless)."""

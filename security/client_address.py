@@ -71,3 +71,16 @@ def client_address(peer: str | None, forwarded_for: str | None, proxies: Iterabl
             return str(hop)
         peer_address = hop
     return str(peer_address)
+
+
+def served_over_https(
+    url: str | None, peer: str | None, forwarded_proto: str | None, proxies: Iterable[Network]
+) -> bool:
+    """True when the browser reached the app over HTTPS: the page's own URL says so, or a
+    trusted proxy in front of the app says it terminated TLS (``X-Forwarded-Proto: https``)."""
+    if url and url.lower().startswith("https://"):
+        return True
+    peer_address = _address(peer or "")
+    if peer_address is None or not forwarded_proto or not _trusted(peer_address, tuple(proxies)):
+        return False
+    return forwarded_proto.split(",")[0].strip().lower() == "https"

@@ -18,6 +18,7 @@ from datetime import datetime
 from security.audit import AuditLog
 from security.clock import Clock, from_db, to_db, utcnow
 from security.db import AppDB
+from security.input import InputError, parse_creator_ids
 from security.passwords import (
     DEFAULT_ROUNDS,
     MIN_LENGTH,
@@ -67,10 +68,15 @@ def check_username(username: str) -> str:
 
 
 def _ids(values: Iterable[int | str]) -> frozenset[int]:
-    try:
-        ids = frozenset(int(v) for v in values)
-    except (TypeError, ValueError) as exc:
-        raise UserError("creator ids are whole numbers, e.g. 1,2") from exc
+    ids: set[int] = set()
+    for value in values:
+        if isinstance(value, int) and not isinstance(value, bool):
+            ids.add(value)
+            continue
+        try:
+            ids.update(parse_creator_ids([str(value)]))
+        except InputError as exc:
+            raise UserError(str(exc)) from None
     if any(i <= 0 for i in ids):
         raise UserError("creator ids are positive whole numbers")
     return ids

@@ -20,11 +20,28 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+# Full-width and small forms a spreadsheet may fold to their ASCII trigger (CJK input, imports
+# with width conversion): ＝ ＋ － ＠ and ﹢ ﹣ ﹦.
+_WIDE_TRIGGERS = ("\uff1d", "\uff0b", "\uff0d", "\uff20", "\ufe62", "\ufe63", "\ufe66")
+# Characters a spreadsheet may skip before reading a formula: every Unicode space (NBSP, the
+# ideographic space ...) plus the zero-width ones, which str.isspace() does not count.
+_INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff"
+
+
+def _looks_like_formula(value: str) -> bool:
+    if value.startswith(FORMULA_TRIGGERS):
+        return True
+    stripped = value.lstrip()
+    while stripped and stripped[0] in _INVISIBLE:
+        stripped = stripped[1:].lstrip()
+    return stripped.startswith(FORMULA_TRIGGERS + _WIDE_TRIGGERS)
 
 
 def neutralise_text(value: str) -> str:
-    """The text, prefixed with ``'`` when a spreadsheet would read it as a formula."""
-    return "'" + value if value.startswith(FORMULA_TRIGGERS) else value
+    """The text, prefixed with ``'`` when a spreadsheet could read it as a formula: it starts
+    with a trigger, after any leading whitespace of any kind (a space, NBSP, a zero-width
+    space ...), or with a full-width trigger such as ``＝``."""
+    return "'" + value if _looks_like_formula(value) else value
 
 
 def _safe_frame(frame: pd.DataFrame) -> pd.DataFrame:

@@ -196,6 +196,18 @@ class Filters:
         """A copy with one dimension's values replaced (an empty iterable removes the filter)."""
         return replace(self, **{dimension_field(dimension): tuple(values)})
 
+    def within_data(self, first_day: date, last_day: date) -> Filters | None:
+        """A custom range clamped to the days that have data; None when it holds none of them.
+
+        Presets are resolved against the data already; a custom range from a link or a saved
+        view may reach outside it, and a date picker cannot show dates outside its bounds.
+        """
+        if self.preset != "custom" or (first_day <= self.start and self.end <= last_day):
+            return self
+        if self.end < first_day or self.start > last_day:
+            return None
+        return replace(self, start=max(self.start, first_day), end=min(self.end, last_day))
+
     # --- periods ---------------------------------------------------------------------------------
     @property
     def days(self) -> int:

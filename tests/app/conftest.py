@@ -47,18 +47,19 @@ def new_app() -> AppTest:
     return AppTest.from_file(APP, default_timeout=TIMEOUT)
 
 
-def widget(at: AppTest, kind: str, label: str):
-    """The first widget of ``kind`` (text_input, button, ...) with this label."""
+def widget(at: AppTest, kind: str, label: str, *, form: str | None = None):
+    """The first widget of ``kind`` (text_input, button, ...) with this label (in this form)."""
     for element in getattr(at, kind):
-        if element.label == label:
+        if element.label == label and (form is None or element.form_id == form):
             return element
     raise AssertionError(
-        f"no {kind} labelled {label!r}; have {[e.label for e in getattr(at, kind)]}"
+        f"no {kind} labelled {label!r}{f' in form {form!r}' if form else ''}; "
+        f"have {[(e.label, e.form_id) for e in getattr(at, kind)]}"
     )
 
 
-def has_widget(at: AppTest, kind: str, label: str) -> bool:
-    return any(e.label == label for e in getattr(at, kind))
+def has_widget(at: AppTest, kind: str, label: str, *, form: str | None = None) -> bool:
+    return any(e.label == label and (form is None or e.form_id == form) for e in getattr(at, kind))
 
 
 def texts(at: AppTest, kind: str) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pyotp
+import pytest
 
 from components.context import app_context
 from security.operations import ERASE_ACTION
@@ -39,7 +40,9 @@ def test_erasure_needs_step_up_then_removes_the_viewer_everywhere(clock):
         "I understand this removes the viewer's data everywhere and cannot be undone.",
     ).check()
     widget(at, "button", "🧹 Erase viewer").click().run()
-    assert has_widget(at, "text_input", "Password"), "erasure asks for password and a fresh code"
+    assert has_widget(at, "text_input", "Password", form="step-up-erase"), (
+        "erasure asks for password and a fresh code"
+    )
     assert (
         store.cursor()
         .execute("SELECT count(*) FROM fact_view WHERE viewer_key = ?", [viewer])
@@ -47,9 +50,11 @@ def test_erasure_needs_step_up_then_removes_the_viewer_everywhere(clock):
         > 0
     )
 
-    widget(at, "text_input", "Password").input("spotlight-demo")
-    widget(at, "text_input", "6-digit code").input(pyotp.TOTP(SECRETS["admin"]).at(CLOCK()))
-    widget(at, "button", "Confirm").click().run()
+    widget(at, "text_input", "Password", form="step-up-erase").input("spotlight-demo")
+    widget(at, "text_input", "6-digit code", form="step-up-erase").input(
+        pyotp.TOTP(SECRETS["admin"]).at(CLOCK())
+    )
+    widget(at, "button", "Confirm", form="step-up-erase").click().run()
     assert not at.exception
     assert any(f"Viewer {viewer} erased" in s for s in texts(at, "success")), texts(at, "error")
     cursor = store.cursor()
@@ -64,14 +69,24 @@ def test_erasure_needs_step_up_then_removes_the_viewer_everywhere(clock):
     assert record.target == f"viewer:{viewer}" and record.outcome == "ok"
 
 
-def test_a_bad_viewer_key_is_a_clear_error(clock):
+@pytest.mark.parametrize(
+    "bad",
+    ["12; DROP TABLE fact_view", "²", "１２３", "-5", "9223372036854775808", "1_000", ""],
+)
+def test_a_bad_viewer_key_is_a_clear_error(clock, bad):
     at = _admin_on_admin_page()
-    widget(at, "text_input", "Viewer key").input("12; DROP TABLE fact_view")
+    widget(at, "text_input", "Viewer key").input(bad)
     widget(
         at,
         "checkbox",
         "I understand this removes the viewer's data everywhere and cannot be undone.",
     ).check()
     widget(at, "button", "🧹 Erase viewer").click().run()
-    assert any("A viewer key is a whole number" in e for e in texts(at, "error"))
-    assert not has_widget(at, "text_input", "Password")
+    assert not at.exception
+    assert any(
+        "A viewer key must be a whole number written with the digits 0-9" in e
+        or "A viewer key must be at most 9,223,372,036,854,775,807" in e
+        for e in texts(at, "error")
+    ), texts(at, "error")
+    # Refused before the step-up: nothing is pending.
+    assert not any("Erasing viewer" in m for m in texts(at, "markdown"))

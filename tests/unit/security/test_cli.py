@@ -76,7 +76,12 @@ def test_users_add_list_and_sign_in(cli):
         (("users", "set-scope", "dana", "1,2"), "only to creator or partner"),
         (("users", "set-scope", "dana"), "--clear"),
         (("users", "set-role", "dana", "creator,admin"), "cannot be combined"),
-        (("users", "set-scope", "dana", "one"), "whole numbers"),
+        (
+            ("users", "set-scope", "dana", "one"),
+            "must be a whole number written with the digits 0-9",
+        ),
+        (("users", "set-scope", "dana", "１"), "digits 0-9"),
+        (("users", "set-scope", "dana", "1; DROP TABLE users"), "digits 0-9"),
     ],
 )
 def test_bad_input_exits_non_zero_with_a_clear_message(cli, args, message):

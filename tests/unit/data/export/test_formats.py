@@ -18,6 +18,15 @@ HOSTILE = [
     "@SUM(A1:A2)",
     "\t=1+1",
     "\r=1+1",
+    # Leading whitespace of any kind, and full-width triggers (the hostile review's finding).
+    " =1+1",
+    "\u00a0=1+1",
+    "\u3000=1+1",
+    "\u200b=1+1",
+    " \u00a0 \u200b @SUM(A1)",
+    '\uff1dHYPERLINK("http://evil.example")',
+    "\uff0b1",
+    "  \uff20SUM(A1)",
 ]
 
 
@@ -26,18 +35,9 @@ def frame() -> pd.DataFrame:
     return pd.DataFrame(
         {
             "title": [*HOSTILE, "Plain title", "<b>Bold</b> & 'quoted' 🎬"],
-            "views": [1, -5, 3, 4, 5, 6, 7, 8],
-            "net": [
-                Decimal("10.50"),
-                Decimal("-3.25"),
-                Decimal("0"),
-                Decimal("1"),
-                Decimal("2"),
-                Decimal("3"),
-                Decimal("4"),
-                Decimal("5"),
-            ],
-            "ratio": [0.5, -0.25, 1.0, 0.0, 0.1, 0.2, 0.3, 0.4],
+            "views": [1, -5, *range(3, len(HOSTILE) + 3)],
+            "net": [Decimal("10.50"), Decimal("-3.25"), *(Decimal(i) for i in range(len(HOSTILE)))],
+            "ratio": [0.5, -0.25, *(i / 10 for i in range(len(HOSTILE)))],
         }
     )
 
@@ -49,12 +49,16 @@ def test_formula_triggers_are_neutralised(text):
 
 def test_plain_text_is_unchanged():
     assert neutralise_text("Plain title") == "Plain title"
+    assert neutralise_text("  leading spaces, then words") == "  leading spaces, then words"
+    assert neutralise_text("\u00a0Café = good") == "\u00a0Café = good"
+    assert neutralise_text("") == ""
 
 
 def test_csv_read_back_by_the_csv_module_has_no_live_formula(frame):
     rows = list(csv.reader(io.StringIO(to_csv_bytes(frame).decode("utf-8-sig"), newline="")))
     assert rows[0] == ["title", "views", "net", "ratio"]
     titles = [r[0] for r in rows[1:]]
+    assert all(t.startswith("'") for t in titles[: len(HOSTILE)])
     assert all(not t.startswith(("=", "+", "-", "@", "\t", "\r")) for t in titles)
     assert titles[-1] == "<b>Bold</b> & 'quoted' 🎬"
     assert len(rows) == len(frame) + 1, "a CR inside a title does not split its row"
