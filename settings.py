@@ -188,8 +188,9 @@ def _coerce(setting: Setting, raw: Any) -> Any:
         if kind is float:
             return float(text)
     except ValueError as exc:
+        expected = {bool: "true or false", int: "a whole number", float: "a number"}[kind]
         raise SettingsError(
-            f"{setting.env_var} must be a {kind.__name__}, got {text!r}. {setting.help}"
+            f"{setting.env_var} must be {expected}, got {text!r}. {setting.help}"
         ) from exc
     return text
 

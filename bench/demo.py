@@ -4,7 +4,7 @@
     .venv/bin/python bench/demo.py --sizes 1000000 --repeat 3
 
 Each build runs in its own process, so its peak RSS (``ru_maxrss``) is that build's alone.
-Writes ``bench/results/demo.json`` and prints a Markdown table for the README. Viewers are
+Writes ``bench/results/demo.json`` and prints a Markdown table for bench/README.md. Viewers are
 views / 20, the ratio of the default demo. ``seconds`` is the whole build: generation, inserts
 into the encrypted extract, derived tables and the final checkpoint.
 """

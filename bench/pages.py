@@ -13,7 +13,7 @@ through the sidebar menu, as a user does. A measurement starts at the click and 
 page's title is shown, the script has finished running and every Plotly chart on the page has
 drawn its SVG. The first visit of each page is *cold* (its queries run); later visits are
 *warm* (the query cache answers, as for every user after the first with the same filters).
-Writes ``bench/results/pages.json`` and prints a Markdown table for the README.
+Writes ``bench/results/pages.json`` and prints a Markdown table for bench/README.md.
 """
 
 from __future__ import annotations

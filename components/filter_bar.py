@@ -2,7 +2,7 @@
 
 Filters for people who do not write queries: "➕ Add a filter" lists the dimensions; each filter
 is a chip with a searchable value picker, buttons to move it earlier (↑) or later (↓), and ✕ to
-remove it. Native widgets rather than a drag-and-drop component (see the README, "The filter
+remove it. Native widgets rather than a drag-and-drop component (see docs/architecture.md, "The filter
 bar"): they work with the keyboard and screen readers, load no extra frontend bundle, and are
 driven by AppTest like every other widget.
 

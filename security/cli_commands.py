@@ -11,6 +11,7 @@ from __future__ import annotations
 import getpass
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
@@ -203,20 +204,110 @@ def users_list() -> None:
         typer.echo("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
 
 
+@users_app.command("locks")
+def users_locks() -> None:
+    """Locks in force: what is locked (account, device, client, 2FA) and until when."""
+    locks = _security().active_locks()
+    if not locks:
+        typer.echo("nothing is locked")
+        return
+    for lock in locks:
+        until = lock.locked_until.strftime("%Y-%m-%d %H:%M UTC") if lock.locked_until else "-"
+        typer.echo(f"{lock.kind}  {lock.key}  user={lock.username or '-'}  until {until}")
+
+
+@users_app.command("unlock")
+def users_unlock(
+    key: Annotated[str, typer.Argument(help="The username, or the key `users locks` shows.")],
+    kind: Annotated[
+        str,
+        typer.Option(help="signin_user, signin_device, signin_client, reauth_session or totp."),
+    ] = "signin_user",
+) -> None:
+    """Lift a lock now (audited ``signin.unlock``)."""
+    sec = _security()
+    if not sec.lift_lock(kind, key, actor=_actor()):
+        _fail(f"no {kind} lock in force for {key!r}; see `users locks`")
+    typer.echo(f"lifted the {kind} lock on {key}")
+
+
+def _read_anchors(path: Path) -> list[tuple[int, str]]:
+    anchors = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        parts = line.split()
+        if not parts or line.startswith("#"):
+            continue
+        # "<time> <id> <hash>" as ``audit anchor`` writes it.
+        if len(parts) != 3 or not parts[1].isdecimal() or len(parts[2]) != 64:
+            _fail(f"{path}:{number} is not an anchor line (<time> <id> <hash>)", code=2)
+        anchors.append((int(parts[1]), parts[2]))
+    return anchors
+
+
 @audit_app.command("verify")
-def audit_verify() -> None:
-    """Check the hash chain; exit 1 naming the first record that breaks it."""
+def audit_verify(
+    anchor: Annotated[
+        Path | None,
+        typer.Option(
+            "--anchor", help="Also check every head recorded in this file by `audit anchor`."
+        ),
+    ] = None,
+) -> None:
+    """Check the keyed hash chain (and anchors); exit 1 naming the first record that breaks it."""
     sec = _security()
     ok, bad_id = sec.audit.verify_chain()
     if not ok:
         _fail(
             f"audit chain broken at record {bad_id}: it, or the record before it, was changed, "
-            "removed or inserted"
+            "removed or inserted (or written without the audit key)"
         )
+    if anchor is not None:
+        if not anchor.exists():
+            _fail(f"no anchor file at {anchor}", code=2)
+        anchors = _read_anchors(anchor)
+        missing = sec.audit.verify_anchors(anchors)
+        if missing is not None:
+            _fail(
+                f"anchored record {missing} is gone or was rewritten: the log's history was "
+                "replaced after that anchor was taken"
+            )
     count = sec.db.query("SELECT COUNT(*) FROM audit")[0][0]
-    head = sec.db.query("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1")
-    where = f"; head {head[0]['id']} {head[0]['hash']}" if head else ""
-    typer.echo(f"audit chain ok: {count} record(s){where}")
+    head_id, head_hash = sec.audit.head()
+    where = f"; head {head_id} {head_hash}" if count else ""
+    anchored = f"; {len(anchors)} anchor(s) hold" if anchor is not None else ""
+    typer.echo(f"audit chain ok: {count} record(s){where}{anchored}")
+
+
+@audit_app.command("anchor")
+def audit_anchor(
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            "--file",
+            help="Append the head to this file (keep it outside the data folder, e.g. on "
+            "another host or write-once storage).",
+        ),
+    ] = None,
+    to_syslog: Annotated[
+        bool, typer.Option("--syslog", help="Also send the head to the local syslog.")
+    ] = False,
+) -> None:
+    """Print the audit log's head (time, id, hash); run it from cron to anchor the chain."""
+    sec = _security()
+    head_id, head_hash = sec.audit.head()
+    line = f"{sec.clock().strftime('%Y-%m-%dT%H:%M:%SZ')} {head_id} {head_hash}"
+    if file is not None:
+        data_dir = sec.settings.data_path.resolve()
+        if file.resolve().is_relative_to(data_dir):
+            _fail(f"{file} is inside the data folder ({data_dir}); anchor somewhere else", code=2)
+        with file.open("a") as out:
+            out.write(line + "\n")
+    if to_syslog:
+        import syslog
+
+        syslog.openlog("spotlight-audit", 0, syslog.LOG_AUTH)
+        syslog.syslog(syslog.LOG_NOTICE, f"audit head {line}")
+    typer.echo(line)
 
 
 @audit_app.command("tail")

@@ -1,7 +1,7 @@
 """The security service the app shell and the CLI call: sign-in with throttling, server-side
 sessions, TOTP and step-up, export checks, and access to users, audit and alerts.
 
-Flow (see the README's "Access control" section)::
+Flow (see docs/architecture.md, "Access control")::
 
     sec = Security(load_settings())
     result = sec.authenticate(username, password, client_id)      # same message for every failure

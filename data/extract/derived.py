@@ -26,7 +26,7 @@ import duckdb
 # Every viewer key (from the dimension and the facts, so no view is left out) numbered densely
 # from 0. Exact distinct viewers are then counted as set bits of a bitmap (DuckDB's
 # bitstring_agg) instead of a hash table: the same exact number, about 2x faster for one group
-# and 10x for a trend's daily groups (measured on 10M views, see README Benchmarks).
+# and 10x for a trend's daily groups (measured on 10M views, see bench/README.md).
 DV_VIEWER_INDEX = """
 CREATE TABLE dv_viewer_index AS
 SELECT viewer_key, CAST(row_number() OVER (ORDER BY viewer_key) - 1 AS INTEGER) AS viewer_idx

@@ -148,7 +148,7 @@ class ExtractStore:
         ``copy_current`` starts the new extract as a byte copy of the live file (incremental
         sync): the same key opens it and nothing is decrypted on the way, so the copy costs what
         copying the file costs. Rows the block deletes may keep their bytes in the copy's blocks,
-        so an erasure must not use it: it writes fresh tables instead (data.erasure).
+        so an erasure must not use it: it writes fresh tables instead (data.sync.erasure).
         """
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._sweep_orphans()
@@ -168,7 +168,7 @@ class ExtractStore:
                 for statement in schema.extract_ddl():
                     con.execute(statement)
             yield con
-            # Every file gets its own id: in-memory indexes of an extract (data.viewer_index)
+            # Every file gets its own id: in-memory indexes of an extract (data.queries.viewer_index)
             # are keyed on it, so a copied-then-changed file never reuses a stale one.
             write_meta(con, {"build_id": uuid.uuid4().hex})
             con.execute("CHECKPOINT")

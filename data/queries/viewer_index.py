@@ -8,7 +8,7 @@ is not the sum of 28 daily counts. DuckDB counts them exactly as set bits of a b
 with the first row of every day, so a date range is a contiguous slice: marking the slice's
 viewer numbers in a boolean array and counting the marks is the same exact number in a few
 milliseconds, for any filter, scope and grouping; sums over the same slice are ``bincount``s
-(measured in README Benchmarks).
+(measured in bench/README.md).
 
 What is held: the first row of each day and the viewer numbers (4 bytes a view), and, loaded the
 first time a query needs them, the columns that filter, scope or group the rows as 1-2 byte

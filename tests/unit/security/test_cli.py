@@ -43,7 +43,11 @@ def cli(tmp_path, monkeypatch):
 
     def security() -> Security:
         return Security(
-            make_settings(tmp_path, app_key="k-test-key-0123456789-ABCDEFGHIJ-klmnopqrst"),
+            make_settings(
+                tmp_path,
+                app_key="k-test-key-0123456789-ABCDEFGHIJ-klmnopqrst",
+                audit_key="u-test-key-0123456789-ABCDEFGHIJ-klmnopqrst",
+            ),
             bcrypt_rounds=TEST_ROUNDS,
         )
 
@@ -153,6 +157,53 @@ def test_audit_verify_and_tail(cli):
     broken = invoke("audit", "verify")
     assert broken.exit_code == 1
     assert "broken at record 1" in broken.output
+
+
+def test_audit_anchor_then_verify_catches_a_rewritten_history(cli, tmp_path):
+    invoke, security = cli
+    assert add(invoke).exit_code == 0
+    anchors = tmp_path / "elsewhere" / "audit-anchors.txt"
+    anchors.parent.mkdir()
+    first = invoke("audit", "anchor", "--file", str(anchors))
+    assert first.exit_code == 0 and " 1 " in first.output
+    assert invoke("users", "set-role", "dana", "manager").exit_code == 0
+    assert invoke("audit", "anchor", "--file", str(anchors)).exit_code == 0
+    assert len(anchors.read_text().splitlines()) == 2
+    ok = invoke("audit", "verify", "--anchor", str(anchors))
+    assert ok.exit_code == 0 and "2 anchor(s) hold" in ok.output, ok.output
+    # Someone with the file and the key replaces the last record and re-chains it: the chain
+    # verifies, the anchor does not.
+    sec = security()
+    conn = sqlite3.connect(sec.db.path)
+    conn.execute("DROP TRIGGER audit_no_delete")
+    conn.execute("DELETE FROM audit WHERE id = 2")
+    conn.execute("UPDATE sqlite_sequence SET seq = 1 WHERE name = 'audit'")
+    conn.commit()
+    sec.audit.record(actor="cli", action="user.roles", target="dana", details={"after": ["x"]})
+    assert invoke("audit", "verify").exit_code == 0
+    caught = invoke("audit", "verify", "--anchor", str(anchors))
+    assert caught.exit_code == 1 and "anchored record 2" in caught.output
+
+
+def test_audit_anchor_refuses_the_data_folder(cli, tmp_path):
+    invoke, _ = cli
+    inside = invoke("audit", "anchor", "--file", str(tmp_path / "data" / "anchors.txt"))
+    assert inside.exit_code == 2 and "inside the data folder" in inside.output
+
+
+def test_users_locks_and_unlock(cli):
+    invoke, security = cli
+    assert add(invoke).exit_code == 0
+    sec = security()
+    for attempt in range(6):
+        sec.authenticate("dana", "wrong password!", f"client-{attempt}")
+    listed = invoke("users", "locks")
+    assert "signin_user  dana  user=dana" in listed.output
+    assert invoke("users", "unlock", "dana").exit_code == 0
+    assert invoke("users", "locks").output.strip() == "nothing is locked"
+    again = invoke("users", "unlock", "dana")
+    assert again.exit_code == 1 and "no signin_user lock" in again.output
+    assert sec.audit.list(action="signin.unlock")[0].actor.startswith("cli")
 
 
 def test_alerts_commands(cli):

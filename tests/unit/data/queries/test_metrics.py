@@ -1,6 +1,6 @@
 """The metric catalog against an independent pandas computation on a small generated extract.
 
-Every number is compared with tests/unit/metrics_reference.py, which reads the base tables and
+Every number is compared with tests/unit/data/queries/metrics_reference.py, which reads the base tables and
 applies METRICS.md literally, over many seeded random filter and scope combinations.
 """
 
