@@ -92,6 +92,18 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("sync_retries", 4, "Attempts per table when the warehouse connection fails."),
     Setting(
+        "sync_connect_timeout_seconds",
+        10,
+        "Seconds to wait for the warehouse to accept a connection before the attempt fails "
+        "(a host that never answers fails within sync_retries x this, not hours later).",
+    ),
+    Setting(
+        "sync_statement_timeout_seconds",
+        1800,
+        "Seconds any one warehouse statement may run before the warehouse cancels it and the "
+        "sync fails (0: no limit).",
+    ),
+    Setting(
         "sync_retry_delay_seconds",
         2.0,
         "First pause before retrying a failed warehouse connection; it doubles each attempt.",

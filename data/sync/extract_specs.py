@@ -130,6 +130,9 @@ class ExtractSpec:
     allowed_type_changes: frozenset[str] = frozenset()
     doc: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    # For an aggregate: how its source rows fall into the aggregate's partitions (its months are
+    # those of the source's started_at), to re-read some partitions of it.
+    source_partition: Partition | None = None
 
     @property
     def name(self) -> str:
@@ -224,6 +227,68 @@ class ExtractSpec:
             return 0, list(partitions)
         return len(ranges), [bound for r in ranges for bound in r]
 
+    def survivor_order(self, alias: str) -> str:
+        """ORDER BY that puts first the row kept among several with one primary key: the latest
+        cursor, then (a documented, deterministic tie-break for equal cursors) the greater value
+        of each other column in schema order, NULLs last. Text compares by code point in DuckDB
+        and Redshift; a PostgreSQL warehouse should use a C (or C.UTF-8) collation for the same
+        order."""
+        rest = [c.name for c in self.columns if c.name not in (*self.primary_key, self.cursor)]
+        return ", ".join(
+            [f"{alias}.{self.cursor} DESC NULLS LAST"]
+            + [f"{alias}.{name} DESC NULLS LAST" for name in rest]
+        )
+
+    @property
+    def drift_columns(self) -> tuple[Column, ...]:
+        """What the drift check totals per partition besides the row count: the cursor (a row
+        changed with a new cursor) and a single integer key (a row replaced by another)."""
+        picked = [self.table.column(self.cursor)]
+        if len(self.primary_key) == 1 and self.table.column(self.primary_key[0]).type in {
+            "id",
+            "int",
+            "small",
+        }:
+            picked.append(self.table.column(self.primary_key[0]))
+        return tuple(picked)
+
+    def source_drift_sql(self, source_schema: str, *, suppress: bool) -> str:
+        """Cheap statistics of every partition of the source: row count and the drift columns'
+        totals. Compared with :meth:`extract_drift_sql` on every incremental sync, they find
+        partitions the watermark cannot see: rows deleted at the source, rows committed later
+        than the overlap window."""
+        where = self._where(source_schema, incremental=False, suppress=suppress)
+        return _stats_sql(
+            self,
+            self._source(source_schema),
+            where,
+            "warehouse",
+            None,
+            False,
+            0,
+            self.drift_columns,
+        )
+
+    def extract_drift_sql(self) -> str:
+        """The drift check's statistics over the extract table in DuckDB."""
+        return _stats_sql(self, self.name, "1 = 1", "duckdb", None, False, 0, self.drift_columns)
+
+    def select_partitions_sql(
+        self, source_schema: str, *, suppress: bool, partitions: int, ranges: int = 0
+    ) -> str:
+        """Every source row of some partitions (bound as for :meth:`source_stats_sql`), to
+        re-read the partitions the drift check found different."""
+        where = self._where(source_schema, incremental=False, suppress=suppress)
+        if self.is_aggregate:
+            # The aggregate's months are its source rows' months (view_date of started_at).
+            where += partition_filter(
+                self, "warehouse", partitions, ranges, partition=self.source_partition
+            )
+            return self.aggregate.format(source=self._source(source_schema), where=where)
+        where += partition_filter(self, "warehouse", partitions, ranges)
+        columns = ", ".join(f"src.{c.name}" for c in self.columns)
+        return f"SELECT {columns} FROM {self._source(source_schema)} AS src WHERE {where}"
+
     def columns_sql(self) -> str:
         """The source table's columns as the warehouse describes them ($1 schema, $2 table)."""
         return (
@@ -265,6 +330,44 @@ def _totals(column: Column, side: Side, alias: str) -> list[str]:
     return totals
 
 
+def partition_filter(
+    spec: ExtractSpec,
+    side: Side,
+    partitions: int | None,
+    ranges: int = 0,
+    alias: str = "src",
+    partition: Partition | None = None,
+) -> str:
+    """`` AND (...)`` selecting the partitions bound as parameters, or "" for all of them.
+
+    Months bind ``2 * ranges`` [start, end) bounds (sargable: each run of months as column >=
+    start AND column < end, OR'd; they select exactly the listed months, see Partition.ranges);
+    other partitions bind ``partitions`` labels. DuckDB binds ``?``, the warehouse ``$n``.
+    """
+    partition = partition or spec.partition
+    if ranges and partition.kind == "month":
+        column = partition.column
+        table = spec.table if partition is spec.partition else None
+        kind = "DATE" if table is not None and table.column(column).type == "date" else "TIMESTAMP"
+        bounds = []
+        for i in range(ranges):
+            lo, hi = ("?", "?") if side == "duckdb" else (f"${2 * i + 1}", f"${2 * i + 2}")
+            bounds.append(
+                f"({alias}.{column} >= CAST({lo} AS {kind}) "
+                f"AND {alias}.{column} < CAST({hi} AS {kind}))"
+            )
+        return f" AND ({' OR '.join(bounds)})"
+    if partitions is not None:
+        marks = (
+            ", ".join("?" for _ in range(partitions))
+            if side == "duckdb"
+            else ", ".join(f"${i + 1}" for i in range(partitions))
+        )
+        part = f"CAST({partition.sql(side, alias)} AS VARCHAR)"
+        return f" AND {part} IN ({marks or 'NULL'})"
+    return ""
+
+
 def _stats_sql(
     spec: ExtractSpec,
     source: str,
@@ -273,43 +376,25 @@ def _stats_sql(
     partitions: int | None,
     dedup: bool,
     ranges: int = 0,
+    columns: Sequence[Column] | None = None,
 ) -> str:
-    """Per partition: partition key as text, row count, then the control totals of each column.
+    """Per partition: partition key as text, row count, then the control totals of each column
+    (of ``columns`` when given: the drift check's cheap subset).
 
     With ``dedup`` the rows are first de-duplicated on the primary key as the sync does (the
     latest cursor wins); that costs a sort, so it is only asked for partitions that did not
     reconcile without it.
     """
-    if ranges and spec.partition.kind == "month":
-        # Sargable bounds instead of an IN on the month label, which nothing can prune and
-        # which formats every row: each run of months as column >= start AND column < end,
-        # OR'd. They select exactly the listed months (see Partition.ranges).
-        column = spec.partition.column
-        kind = "DATE" if spec.table.column(column).type == "date" else "TIMESTAMP"
-        bounds = []
-        for i in range(ranges):
-            lo, hi = ("?", "?") if side == "duckdb" else (f"${2 * i + 1}", f"${2 * i + 2}")
-            bounds.append(
-                f"(src.{column} >= CAST({lo} AS {kind}) AND src.{column} < CAST({hi} AS {kind}))"
-            )
-        where = f"{where} AND ({' OR '.join(bounds)})"
-    elif partitions is not None:
-        marks = (
-            ", ".join("?" for _ in range(partitions))
-            if side == "duckdb"
-            else ", ".join(f"${i + 1}" for i in range(partitions))
-        )
-        part = f"CAST({spec.partition.sql(side, 'src')} AS VARCHAR)"
-        where = f"{where} AND {part} IN ({marks or 'NULL'})"
+    where = where + partition_filter(spec, side, partitions, ranges)
     if dedup:
         keys = ", ".join(f"src.{k}" for k in spec.primary_key)
         source = (
             f"(SELECT src.*, ROW_NUMBER() OVER (PARTITION BY {keys} "
-            f"ORDER BY src.{spec.cursor} DESC) AS spotlight_rank FROM {source} AS src "
+            f"ORDER BY {spec.survivor_order('src')}) AS spotlight_rank FROM {source} AS src "
             f"WHERE {where})"
         )
         where = "src.spotlight_rank = 1"
-    totals = [t for c in spec.columns for t in _totals(c, side, "src")]
+    totals = [t for c in (columns or spec.columns) for t in _totals(c, side, "src")]
     key = spec.partition.group_sql("src")
     # Grouped by the key, labelled outside: every dialect accepts a GROUP BY of exactly what is
     # selected, and the label is formatted once per group.
@@ -436,6 +521,7 @@ FACT_VIEW_DAILY_SPEC = ExtractSpec(
     replace_on=("view_date",),
     viewer_column="viewer_key",
     doc=FACT_VIEW_DAILY.doc,
+    source_partition=_month("started_at"),
 )
 
 SPECS: tuple[ExtractSpec, ...] = (
@@ -482,6 +568,14 @@ def session_statements() -> list[str]:
 # serializable and accepts this spelling; PostgreSQL needs it said.
 SNAPSHOT_SQL = "BEGIN ISOLATION LEVEL REPEATABLE READ"
 COMMIT_SQL = "COMMIT"
+# The warehouse's own clock (UTC, no zone) at the start of the snapshot's transaction: no
+# watermark may pass it, and rows dated after it are from the future. Redshift's SYSDATE is the
+# transaction's start in UTC; PostgreSQL (the stand-in) has no SYSDATE and says it with now().
+VERSION_SQL = "SELECT version()"
+CLOCK_SQL = {
+    "redshift": "SELECT SYSDATE",
+    "postgres": "SELECT CAST(now() AT TIME ZONE 'UTC' AS TIMESTAMP)",
+}
 SUPPRESSED_CREATE_SQL = (
     f"CREATE TEMPORARY TABLE {SUPPRESSED_TEMP_TABLE} (viewer_key BIGINT NOT NULL)"
 )
@@ -495,9 +589,17 @@ def suppressed_insert_sql(rows: int) -> str:
 
 def warehouse_statements(source_schema: str = "public") -> list[str]:
     """Every statement the sync can send to the warehouse, for the Redshift-dialect test."""
-    statements = [*session_statements(), COMMIT_SQL]
+    statements = [*session_statements(), COMMIT_SQL, VERSION_SQL, CLOCK_SQL["redshift"]]
     for spec in SPECS:
         statements.append(spec.columns_sql())
+        for suppress in (False, True):
+            statements.append(spec.source_drift_sql(source_schema, suppress=suppress))
+            statements.append(
+                spec.select_partitions_sql(source_schema, suppress=suppress, partitions=2)
+            )
+            statements.append(
+                spec.select_partitions_sql(source_schema, suppress=suppress, partitions=3, ranges=2)
+            )
         for suppress in (False, True):
             statements.append(spec.source_stats_sql(source_schema, suppress=suppress))
             statements.append(

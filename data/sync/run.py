@@ -41,6 +41,7 @@ import numpy as np
 import pyarrow as pa
 
 from data.extract.derived import WHOLE, Change, build_derived, refresh_derived
+from data.extract.plausibility import count_implausible, plausible_sql
 from data.extract.store import ExtractError, ExtractStore, store_from_settings, write_meta
 from data.extract.writer_lock import ExtractBusyError, writer_lock
 from data.sync import extract_specs
@@ -59,6 +60,7 @@ from data.sync.warehouse import (
     WarehouseSession,
     warehouse_from_settings,
 )
+from settings import SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,10 @@ class SchemaDriftError(SyncError):
 
 class ReconciliationError(SyncError):
     """The extract does not reconcile with the source (counts or totals differ)."""
+
+
+class WarehouseUnreachableError(WarehouseError):
+    """Connecting to the warehouse failed on every attempt; not retried any further."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +115,14 @@ class TableResult:
     rows_suppressed: int = 0
     duplicates_dropped: int = 0
     partitions_checked: int = 0
+    # Partitions the drift check found different from the source and re-read whole.
+    partitions_healed: list[str] = field(default_factory=list)
+    # Rows whose cursor is after the warehouse's clock (kept out of the watermark).
+    future_rows: int = 0
+    # Rows an implausibility rule catches, by rule (data/extract/plausibility.py).
+    implausible: dict[str, int] = field(default_factory=dict)
+    # The warehouse's clock when this table was read.
+    source_clock: datetime | None = None
     watermark_before: str | None = None
     watermark_after: str | None = None
     seconds: float = 0.0
@@ -136,6 +150,8 @@ class SyncResult:
     # What an incremental sync did to each derived table (kept, refreshed, appended, rebuilt).
     derived: dict[str, str] = field(default_factory=dict)
     derived_seconds: dict[str, float] = field(default_factory=dict)
+    # The warehouse's clock when the first table was read: the extract's "as of".
+    source_clock: datetime | None = None
 
     @property
     def ok(self) -> bool:
@@ -150,6 +166,44 @@ class SyncResult:
     @property
     def rows_read(self) -> int:
         return sum(t.rows_read for t in self.tables)
+
+    @property
+    def future_rows(self) -> int:
+        return sum(t.future_rows for t in self.tables)
+
+    @property
+    def implausible(self) -> dict[str, dict[str, int]]:
+        """Implausible rows by table and rule (only tables with any)."""
+        return {t.table: dict(t.implausible) for t in self.tables if t.implausible}
+
+    @property
+    def healed(self) -> dict[str, list[str]]:
+        """Partitions re-read whole because they drifted from the source, by table."""
+        return {t.table: list(t.partitions_healed) for t in self.tables if t.partitions_healed}
+
+    def quality_notes(self) -> list[str]:
+        """What an operator should look at in the source, in words (empty: nothing)."""
+        notes = []
+        for t in self.tables:
+            if t.future_rows:
+                notes.append(
+                    f"{t.table}: {t.future_rows:,} row(s) dated after the warehouse's clock; "
+                    "kept out of the watermark and the date range"
+                )
+            for rule, count in t.implausible.items():
+                notes.append(f"{t.table}: {count:,} row(s) with {rule}; left out of the metrics")
+            if t.partitions_healed:
+                shown = ", ".join(t.partitions_healed[:6])
+                more = (
+                    f" and {len(t.partitions_healed) - 6} more"
+                    if len(t.partitions_healed) > 6
+                    else ""
+                )
+                notes.append(
+                    f"{t.table}: partition(s) {shown}{more} differed from the source (rows deleted "
+                    "or committed late there) and were re-read"
+                )
+        return notes
 
     def table(self, name: str) -> TableResult:
         for t in self.tables:
@@ -177,9 +231,17 @@ class SyncResult:
                     "rows": t.rows_in_extract,
                     "watermark": t.watermark_after,
                     "seconds": t.seconds,
+                    **({"future_rows": t.future_rows} if t.future_rows else {}),
+                    **({"implausible": dict(t.implausible)} if t.implausible else {}),
+                    **({"healed": list(t.partitions_healed)} if t.partitions_healed else {}),
                 }
                 for t in self.tables
             },
+            **(
+                {"source_clock": self.source_clock.isoformat(timespec="seconds")}
+                if self.source_clock
+                else {}
+            ),
         }
 
     def summary_lines(self) -> list[str]:
@@ -193,6 +255,7 @@ class SyncResult:
                 f"{t.table:<20} {t.mode:<12} {t.outcome:<8} {t.rows_read:>11,} "
                 f"{t.rows_in_extract:>11,} {t.seconds:>8.2f}  {t.watermark_after or '-'}"
             )
+        lines.extend(f"note: {note}" for note in self.quality_notes())
         verdict = "succeeded" if self.ok else f"FAILED ({self.error_kind}): {self.error}"
         lines.append(f"sync {verdict} in {self.seconds:.1f}s")
         return lines
@@ -244,10 +307,16 @@ class _Source:
         self.warehouse = warehouse
         self.suppressed = suppressed
         self.session: WarehouseSession | None = None
+        self.dialect: str | None = None
 
     def open(self) -> WarehouseSession:
         if self.session is None:
-            session = extract_specs_connect(self.warehouse)
+            try:
+                session = extract_specs_connect(self.warehouse)
+            except TransientWarehouseError as exc:
+                # Connecting was retried already: the table's own retries would only multiply
+                # the wait (and hold the writer lock) for a host that does not answer.
+                raise WarehouseUnreachableError(str(exc)) from None
             try:
                 if self.suppressed:
                     session.execute(extract_specs.SUPPRESSED_CREATE_SQL)
@@ -259,6 +328,16 @@ class _Source:
                 raise
             self.session = session
         return self.session
+
+    def clock(self) -> datetime:
+        """The warehouse's clock (naive UTC) at the start of the session's open transaction."""
+        session = self.open()
+        if self.dialect is None:
+            version = str(session.fetch_rows(extract_specs.VERSION_SQL)[0][0])
+            self.dialect = "redshift" if "redshift" in version.lower() else "postgres"
+        value = session.fetch_rows(extract_specs.CLOCK_SQL[self.dialect])[0][0]
+        moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+        return _naive_utc(moment)
 
     def reset(self) -> None:
         if self.session is not None:
@@ -298,24 +377,29 @@ def run_sync(
     The caller audits ``result.audit_record()`` and alerts when ``not result.ok``.
     """
     say = progress or (lambda event: None)
-    if settings is not None:
-        warehouse = warehouse or warehouse_from_settings(settings)
-        store = store or store_from_settings(settings)
-        options = options or SyncOptions(
-            overlap=timedelta(hours=float(settings.sync_overlap_hours)),
-            retry=warehouse.retry,
-        )
-        configured = [t.strip() for t in str(settings.sync_tables).split(",") if t.strip()]
-    else:
-        configured = []
-    if warehouse is None or store is None:
+    if settings is None and (warehouse is None or store is None):
         raise TypeError("run_sync needs settings, or both warehouse and store")
-    options = options or SyncOptions(retry=warehouse.retry)
     started = _naive_utc(now) if now else _utcnow()
     perf_start = time.perf_counter()
-    result = SyncResult(started_at=started, full=full, warehouse=warehouse.describe())
-    say(SyncProgress("start", message=f"sync from {warehouse.describe()}"))
+    result = SyncResult(
+        started_at=started, full=full, warehouse=warehouse.describe() if warehouse else "?"
+    )
     try:
+        configured: list[str] = []
+        if settings is not None:
+            # Inside the try: a bad URL, port or key is a failed sync (one line, audited,
+            # alerted), not a traceback.
+            warehouse = warehouse or warehouse_from_settings(settings)
+            store = store or store_from_settings(settings)
+            options = options or SyncOptions(
+                overlap=timedelta(hours=float(settings.sync_overlap_hours)),
+                retry=warehouse.retry,
+            )
+            configured = [t.strip() for t in str(settings.sync_tables).split(",") if t.strip()]
+            result.warehouse = warehouse.describe()
+        assert warehouse is not None and store is not None
+        options = options or SyncOptions(retry=warehouse.retry)
+        say(SyncProgress("start", message=f"sync from {warehouse.describe()}"))
         names = [only] if isinstance(only, str) else list(only or configured or [])
         specs = extract_specs.resolve(names or None)
         result.tables = [TableResult(table=s.name) for s in specs]
@@ -328,7 +412,8 @@ def run_sync(
         result.error_kind = type(exc).__name__
         result.error = str(exc)
         if not isinstance(
-            exc, (SyncError, WarehouseError, ExtractError, ExtractBusyError, KeyError)
+            exc,
+            (SyncError, WarehouseError, ExtractError, ExtractBusyError, KeyError, SettingsError),
         ):
             log.exception("sync failed unexpectedly")
         for t in result.tables:
@@ -392,6 +477,10 @@ def _sync(
                     f"INSERT INTO {SUPPRESSION_TABLE} VALUES (?, ?) ON CONFLICT DO NOTHING",
                     suppressed,
                 )
+            # Months re-read because they drifted, by source table: an aggregate of that source
+            # (the daily rollup of fact_view) re-reads the same months, or it would keep the
+            # drifted rows' contribution.
+            healed: dict[str, list[str]] = {}
             for i, spec in enumerate(specs):
                 table_result = result.tables[i]
                 mode = "full" if (full or spec.mode == "full" or not copy) else "incremental"
@@ -408,7 +497,16 @@ def _sync(
                 ):
                     tr.attempts = number
                     change = _sync_table(
-                        con, source, spec, mode, watermark, tr, say, options, track=copy
+                        con,
+                        source,
+                        spec,
+                        mode,
+                        watermark,
+                        tr,
+                        say,
+                        options,
+                        track=copy,
+                        heal_also=healed.get(spec.source_table, []) if spec.is_aggregate else [],
                     )
                     changes.pop(spec.name, None)
                     if change is not None:
@@ -422,6 +520,8 @@ def _sync(
                     raise
                 table_result.seconds = round(time.perf_counter() - t0, 3)
                 table_result.outcome = "ok"
+                if table_result.partitions_healed and spec.partition.kind == "month":
+                    healed[spec.source_table] = table_result.partitions_healed
                 say(
                     SyncProgress(
                         "table_done",
@@ -433,6 +533,11 @@ def _sync(
                     )
                 )
             lap("tables")
+            clocks = [tr.source_clock for tr in result.tables if tr.source_clock]
+            result.source_clock = min(clocks) if clocks else None
+            if result.source_clock is not None:
+                # Before the derived tables: they leave out rows dated after it.
+                write_meta(con, {"as_of": result.source_clock.isoformat(timespec="seconds")})
             if copy:
                 say(SyncProgress("derived", message="refreshing derived tables", fraction=1.0))
                 result.derived = refresh_derived(con, changes, result.derived_seconds)
@@ -455,7 +560,7 @@ def _sync(
                 meta[f"mode.{tr.table}"] = tr.mode
                 if tr.watermark_after:
                     meta[_WATERMARK + tr.table] = tr.watermark_after
-            meta.update(_data_bounds(con))
+            meta.update(_data_bounds(con, result.source_clock))
             write_meta(con, meta)
             lap("meta")
             say(SyncProgress("swap", message="writing and swapping in the encrypted extract"))
@@ -464,11 +569,15 @@ def _sync(
         source.close()
 
 
-def _data_bounds(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
-    """data_start / data_end (the days with views), as the demo extract records them."""
+def _data_bounds(con: duckdb.DuckDBPyConnection, as_of: datetime | None) -> dict[str, str]:
+    """data_start / data_end (the days with plausible views, none after the warehouse's clock),
+    as the demo extract records them."""
+    keep, params = plausible_sql("fact_view", as_of)
     try:
         low, high = con.execute(
-            "SELECT CAST(min(started_at) AS DATE), CAST(max(started_at) AS DATE) FROM fact_view"
+            "SELECT CAST(min(started_at) AS DATE), CAST(max(started_at) AS DATE) "
+            f"FROM fact_view AS src WHERE {keep}",
+            params,
         ).fetchone()
     except duckdb.Error:
         return {}
@@ -578,8 +687,12 @@ def _sync_table(
     say: ProgressCallback,
     options: SyncOptions,
     track: bool = False,
+    heal_also: Sequence[str] = (),
 ) -> Change | None:
     """One attempt at one table, all or nothing: the DuckDB transaction rolls back on failure.
+
+    ``heal_also``: partitions to re-read whole besides those the drift check finds (an
+    aggregate, for the months its source table re-read).
 
     A full read streams straight into the (emptied) table; an incremental read goes to a
     staging table first and is merged. Once the rows to merge are known, the warehouse computes
@@ -615,13 +728,18 @@ def _sync_table(
     try:
         session.execute(extract_specs.SNAPSHOT_SQL)
         in_snapshot = True
+        clock = source.clock()
+        tr.source_clock = clock
         say(SyncProgress("schema", spec.name, message=f"{spec.name}: checking source columns"))
         _check_drift(session, spec)
         lap("schema")
 
         params: list[Any] = []
         if not full:
-            params = [datetime.fromisoformat(str(watermark)) - options.overlap]
+            # A watermark past the warehouse's clock (left by a row dated in the future before
+            # this rule) would skip every later change: read from the clock instead.
+            since = min(datetime.fromisoformat(str(watermark)), clock)
+            params = [since - options.overlap]
         sql = spec.select_sql(session.config.schema, incremental=not full, suppress=suppress)
         held = 0
         if full:
@@ -646,7 +764,13 @@ def _sync_table(
             rows += batch.num_rows
             say(SyncProgress("read", spec.name, rows, f"{spec.name}: {rows:,} rows read"))
         tr.rows_read = rows
-        high = con.execute(f"SELECT max({_ident(spec.cursor)}) FROM {target}").fetchone()[0]
+        # No watermark passes the warehouse's clock: rows dated after it are counted, reported,
+        # and read again by every sync until their date is reached or corrected.
+        high, tr.future_rows = con.execute(
+            f"SELECT max({_ident(spec.cursor)}) FILTER (WHERE {_ident(spec.cursor)} <= ?), "
+            f"count(*) FILTER (WHERE {_ident(spec.cursor)} > ?) FROM {target}",
+            [clock, clock],
+        ).fetchone()
         lap("read")
 
         say(SyncProgress("merge", spec.name, rows, f"{spec.name}: merging"))
@@ -655,18 +779,28 @@ def _sync_table(
         if not full:
             tr.duplicates_dropped = _prepare_merge(con, spec, table, stage, old)
             partitions = _touched(con, spec, stage, old)
-        if partitions == []:
-            theirs: dict[str, tuple[str, ...]] | None = {}
-        else:
+        # The warehouse's statistics, computed in a thread while DuckDB merges: those of the
+        # partitions to reconcile (all of them after a full read), and on an incremental read
+        # the drift check's cheap statistics of every partition.
+        check_drift = not full and not spec.is_aggregate and spec.merge == "upsert"
+        jobs: list[tuple[str, list[Any]]] = []
+        if partitions != []:
             ranges, bound = spec.stats_params(partitions) if partitions else (0, [])
-            stats_sql = spec.source_stats_sql(
-                session.config.schema,
-                suppress=suppress,
-                partitions=None if partitions is None else len(partitions),
-                ranges=ranges,
+            jobs.append(
+                (
+                    spec.source_stats_sql(
+                        session.config.schema,
+                        suppress=suppress,
+                        partitions=None if partitions is None else len(partitions),
+                        ranges=ranges,
+                    ),
+                    bound,
+                )
             )
-            pending = _Background(lambda: session.fetch_rows(stats_sql, bound))
-            theirs = None
+        if check_drift:
+            jobs.append((spec.source_drift_sql(session.config.schema, suppress=suppress), []))
+        if jobs:
+            pending = _Background(lambda: [session.fetch_rows(sql, bound) for sql, bound in jobs])
         if full:
             tr.duplicates_dropped = _dedup_in_place(con, spec, table)
         else:
@@ -683,17 +817,42 @@ def _sync_table(
                 con.execute(spec.extract_stats_sql(len(partitions), ranges), bound).fetchall()
             )
         lap("extract_stats")
-        if pending is not None:
-            theirs = _stats(pending.result())
-            pending = None
+        answers = pending.result() if pending is not None else []
+        pending = None
+        theirs = _stats(answers[0]) if partitions != [] else {}
         lap("source_stats_wait")
-        _reconcile(session, spec, suppress, theirs or {}, ours, tr)
+        _reconcile(session, spec, suppress, theirs, ours, tr)
+        extra = [p for p in heal_also if not full and p not in (partitions or [])]
+        if extra and not check_drift:
+            _heal(con, session, spec, suppress, table, stage, old, sorted(extra), tr, track)
+            lap("drift_check")
+        if check_drift:
+            theirs_cheap = _stats(answers[-1])
+            ours_cheap = _stats(con.execute(spec.extract_drift_sql()).fetchall())
+            drifted = sorted(
+                p
+                for p in set(theirs_cheap) | set(ours_cheap)
+                if theirs_cheap.get(p) != ours_cheap.get(p) and p not in (partitions or [])
+            )
+            if drifted:
+                say(
+                    SyncProgress(
+                        "reconcile",
+                        spec.name,
+                        message=f"{spec.name}: re-reading {len(drifted)} partition(s) that "
+                        "differ from the source",
+                    )
+                )
+                _heal(con, session, spec, suppress, table, stage, old, drifted, tr, track)
+            lap("drift_check")
         session.execute(extract_specs.COMMIT_SQL)
         in_snapshot = False
 
-        candidates = [w for w in (watermark, high and high.isoformat()) if w]
+        previous = watermark and min(datetime.fromisoformat(str(watermark)), clock).isoformat()
+        candidates = [w for w in (previous, high and high.isoformat()) if w]
         tr.watermark_after = max(candidates, key=datetime.fromisoformat) if candidates else None
         tr.rows_in_extract = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        tr.implausible = count_implausible(con, spec.name, clock)
         change: Change | None = None
         if not track:
             if not full:
@@ -704,7 +863,7 @@ def _sync_table(
         elif full:
             # (An incremental table without a watermark was empty; still empty, it is unchanged.)
             change = WHOLE if held or tr.rows_in_extract else None
-        elif partitions:
+        elif partitions or tr.partitions_healed:
             # The staged rows (changed or added) and the old versions they replaced stay, as
             # temporary tables of this build, for the derived tables' refresh.
             change = Change(old=old, new=stage)
@@ -721,6 +880,63 @@ def _sync_table(
             with contextlib.suppress(WarehouseError):
                 source.session.execute("ROLLBACK")  # type: ignore[union-attr]
         raise
+
+
+def _heal(
+    con: duckdb.DuckDBPyConnection,
+    session: WarehouseSession,
+    spec: ExtractSpec,
+    suppress: bool,
+    table: str,
+    stage: str,
+    old: str,
+    drifted: list[str],
+    tr: TableResult,
+    track: bool,
+) -> None:
+    """Re-read whole partitions that the drift check found different from the source (rows
+    deleted there, or committed after the overlap window), then reconcile them in full: a
+    partition that still differs fails the sync. With ``track``, the replaced rows join ``old``
+    and the re-read ones ``stage``, so the derived tables refresh those days too."""
+    ranges, bound = spec.stats_params(drifted)
+    heal = _ident(f"spotlight_heal_{spec.name}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {heal} AS SELECT * FROM {table} LIMIT 0")
+    casts = ", ".join(
+        f"CAST(spotlight_batch.{_ident(c.name)} AS {c.sql_type('duckdb')}) AS {_ident(c.name)}"
+        for c in spec.columns
+    )
+    sql = spec.select_partitions_sql(
+        session.config.schema, suppress=suppress, partitions=len(drifted), ranges=ranges
+    )
+    for batch in session.stream(sql, bound):
+        con.register("spotlight_batch", batch)
+        try:
+            con.execute(f"INSERT INTO {heal} SELECT {casts} FROM spotlight_batch")
+        finally:
+            con.unregister("spotlight_batch")
+    _drop_suppressed(con, spec, heal)
+    _dedup_in_place(con, spec, heal)
+    where = "1 = 1" + extract_specs.partition_filter(spec, "duckdb", len(drifted), ranges, "t")
+    if track:
+        con.execute(f"INSERT INTO {old} SELECT * FROM {table} AS t WHERE {where}", bound)
+    con.execute(f"DELETE FROM {table} AS t WHERE {where}", bound)
+    con.execute(f"INSERT INTO {table} SELECT * FROM {heal}")
+    if track:
+        con.execute(f"INSERT INTO {stage} SELECT * FROM {heal}")
+    con.execute(f"DROP TABLE {heal}")
+    checked = tr.partitions_checked
+    theirs = _stats(
+        session.fetch_rows(
+            spec.source_stats_sql(
+                session.config.schema, suppress=suppress, partitions=len(drifted), ranges=ranges
+            ),
+            bound,
+        )
+    )
+    ours = _stats(con.execute(spec.extract_stats_sql(len(drifted), ranges), bound).fetchall())
+    _reconcile(session, spec, suppress, theirs, ours, tr)
+    tr.partitions_checked += checked
+    tr.partitions_healed = list(drifted)
 
 
 def _diff(
@@ -808,18 +1024,20 @@ def _dedup_in_place(con: duckdb.DuckDBPyConnection, spec: ExtractSpec, table: st
     Checking costs one hash aggregate; rewriting the table happens only when the source
     really held several versions of a key.
     """
-    keys = ", ".join(_ident(k) for k in spec.primary_key)
+    keys = ", ".join(f"src.{_ident(k)}" for k in spec.primary_key)
     extra = _dense_key_duplicates(con, spec, table)
     if extra is None:
         extra = con.execute(
-            f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {table} "
+            f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {table} AS src "
             f"GROUP BY {keys} HAVING count(*) > 1)"
         ).fetchone()[0]
     if not extra:
         return 0
+    # The survivor: the latest cursor, ties broken by the other columns (ExtractSpec.survivor_order),
+    # so that two syncs of the same source always keep the same row.
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE spotlight_dedup AS SELECT * FROM {table} "
-        f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {_ident(spec.cursor)} DESC) = 1"
+        f"CREATE OR REPLACE TEMP TABLE spotlight_dedup AS SELECT * FROM {table} AS src "
+        f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {spec.survivor_order('src')}) = 1"
     )
     con.execute(f"DELETE FROM {table}")
     con.execute(f"INSERT INTO {table} SELECT * FROM spotlight_dedup")

@@ -54,6 +54,19 @@ _TRANSIENT_TEXT = re.compile(
 )
 
 
+# Refusals that no retry changes: a wrong password or user, a missing database or role, missing
+# grants, a host that requires TLS. Drivers may report them without a SQLSTATE, in text that also
+# mentions the "connection to server", so they are recognised before any transient pattern.
+_AUTH_TEXT = re.compile(
+    r"password authentication failed|authentication failed|no pg_hba\.conf entry|"
+    r"role \S+ does not exist|database \S+ does not exist|permission denied|"
+    r"password is required|invalid password|not authorized|access denied|"
+    r"ssl (is )?required|certificate verify failed",
+    re.IGNORECASE,
+)
+_AUTH_SQLSTATES = ("28", "3D000", "42501")
+
+
 class WarehouseError(RuntimeError):
     """The warehouse refused or failed a request; the message is safe to show and log."""
 
@@ -79,6 +92,16 @@ def redact(text: str, *secrets: str | None) -> str:
     return text
 
 
+def _whole_number(what: str, value: Any) -> int:
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise WarehouseConfigError(f"{what} must be a whole number (got {str(value)!r}).") from None
+    if number < 0:
+        raise WarehouseConfigError(f"{what} must not be negative (got {number}).")
+    return number
+
+
 @dataclass(frozen=True)
 class WarehouseConfig:
     """Where the warehouse is and how to sign in; built by :meth:`from_mapping`."""
@@ -91,7 +114,9 @@ class WarehouseConfig:
     driver: Driver = "adbc"
     schema: str = "public"
     sslmode: str = ""
-    connect_timeout: int = 15
+    connect_timeout: int = 10
+    # Seconds any one statement may run before the warehouse cancels it (0: no limit).
+    statement_timeout: int = 1800
     # ADBC reads result sets in record batches of about this many bytes.
     batch_bytes: int = 16 * 1024 * 1024
     # redshift_connector fetches this many rows per round trip from its server-side cursor.
@@ -113,6 +138,7 @@ class WarehouseConfig:
         "schema",
         "sslmode",
         "connect_timeout",
+        "statement_timeout",
         "batch_bytes",
         "batch_rows",
     )
@@ -131,12 +157,18 @@ class WarehouseConfig:
             parts = urlsplit(url)
             if parts.scheme not in {"postgresql", "postgres", "redshift"}:
                 raise WarehouseConfigError(
-                    "The warehouse url must start with postgresql:// or redshift:// "
-                    f"(got {parts.scheme or 'no scheme'}://)."
+                    "The warehouse url must look like postgresql://user:password@host:5439/database "
+                    f"(it starts with {parts.scheme + '://' if parts.scheme else 'no scheme'})."
                 )
+            try:
+                port = parts.port
+            except ValueError:
+                raise WarehouseConfigError(
+                    "The warehouse url's port must be a whole number from 1 to 65535."
+                ) from None
             values.update(
                 host=parts.hostname or "",
-                port=parts.port or 5439,
+                port=port or 5439,
                 database=unquote(parts.path.lstrip("/")),
                 user=unquote(parts.username or ""),
                 password=unquote(parts.password or ""),
@@ -145,8 +177,8 @@ class WarehouseConfig:
                 name, _, value = item.partition("=")
                 if name == "sslmode":
                     values["sslmode"] = unquote(value)
-                elif name == "connect_timeout":
-                    values["connect_timeout"] = int(value)
+                elif name in ("connect_timeout", "statement_timeout"):
+                    values[name] = _whole_number(f"the warehouse url's {name}", unquote(value))
                 elif name == "schema":
                     values["schema"] = unquote(value)
         for name in ("host", "database", "password", "schema", "sslmode"):
@@ -154,14 +186,9 @@ class WarehouseConfig:
                 values[name] = str(config[name])
         if config.get("user") or config.get("username"):
             values["user"] = str(config.get("user") or config.get("username"))
-        for name in ("port", "connect_timeout", "batch_bytes", "batch_rows"):
+        for name in ("port", "connect_timeout", "statement_timeout", "batch_bytes", "batch_rows"):
             if config.get(name) not in (None, ""):
-                try:
-                    values[name] = int(config[name])
-                except (TypeError, ValueError):
-                    raise WarehouseConfigError(
-                        f"[connections.warehouse] {name} must be a whole number."
-                    ) from None
+                values[name] = _whole_number(f"[connections.warehouse] {name}", config[name])
         driver = str(config.get("driver") or "adbc")
         if driver not in DRIVERS:
             raise WarehouseConfigError(
@@ -255,6 +282,8 @@ def is_transient(exc: BaseException) -> bool:
         # middle of a message surfaces as a short buffer ("unpack requires a buffer of ...").
         return True
     state = _sqlstate(exc)
+    if (state and state.startswith(_AUTH_SQLSTATES)) or _AUTH_TEXT.search(_message(exc)):
+        return False
     if state and state.startswith(_TRANSIENT_SQLSTATES):
         return True
     if state and not state.startswith("XX"):
@@ -282,6 +311,14 @@ def _translated(config: WarehouseConfig, doing: str) -> Iterator[None]:
         raise _translate(exc, config, doing) from None
 
 
+def _limit_statements(execute: Callable[[str], Any], config: WarehouseConfig) -> None:
+    """Have the warehouse cancel any statement of this session that runs longer than the
+    configured limit: a stuck query then fails the sync instead of holding the writer lock."""
+    if config.statement_timeout:
+        # PostgreSQL and Redshift both take milliseconds here; an integer, never bound text.
+        execute(f"SET statement_timeout TO {int(config.statement_timeout) * 1000}")
+
+
 def _plain(batch: pa.RecordBatch) -> pa.RecordBatch:
     """The batch with PostgreSQL extension types (NUMERIC arrives as opaque text) as storage."""
     if not any(isinstance(f.type, pa.BaseExtensionType) for f in batch.schema):
@@ -306,6 +343,7 @@ class AdbcSession:
                 conn_kwargs={},
             )
             self._cur = self._con.cursor()
+            _limit_statements(self._cur.execute, config)
         # Larger batches mean fewer round trips through DuckDB's appender.
         self._cur.adbc_statement.set_options(
             **{"adbc.postgresql.batch_size_hint_bytes": str(config.batch_bytes)}
@@ -381,6 +419,7 @@ class RedshiftConnectorSession:
             self._cur = self._con.cursor()
             # $1-style placeholders are written as :1 for this driver (its "numeric" style).
             self._cur.paramstyle = "numeric"
+            _limit_statements(self._cur.execute, config)
         self._cursors = 0
 
     @staticmethod
@@ -517,9 +556,18 @@ class Warehouse:
 
 
 def warehouse_from_settings(settings: Any) -> Warehouse:
-    """The warehouse the settings describe (``[connections.warehouse]`` or the URL setting)."""
+    """The warehouse the settings describe (``[connections.warehouse]`` or the URL setting);
+    timeouts not set there come from the ``sync_*_timeout_seconds`` settings."""
     retry = RetryPolicy(
         attempts=int(settings.sync_retries),
         base_delay=float(settings.sync_retry_delay_seconds),
     )
-    return Warehouse.from_mapping(settings.warehouse_config, retry)
+    config = dict(settings.warehouse_config)
+    url_query = urlsplit(str(config.get("url") or "")).query
+    for name, setting in (
+        ("connect_timeout", "sync_connect_timeout_seconds"),
+        ("statement_timeout", "sync_statement_timeout_seconds"),
+    ):
+        if config.get(name) in (None, "") and f"{name}=" not in url_query:
+            config[name] = int(getattr(settings, setting))
+    return Warehouse.from_mapping(config, retry)
