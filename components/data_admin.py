@@ -15,7 +15,7 @@ from data.extract.store import ExtractError
 from data.extract.writer_lock import ExtractBusyError
 from data.sync.erasure import ErasureError
 from data.sync.extract_specs import SPECS
-from data.sync.run import SyncProgress, sync_status
+from data.sync.run import SyncProgress, quality_notes, sync_status
 from security.audit import OK
 from security.input import InputError, parse_viewer_key
 from security.operations import audited_erasure, audited_sync
@@ -140,6 +140,12 @@ def _last_run(ctx: AppContext) -> None:
     when = f"{run.ts:%Y-%m-%d %H:%M} UTC by {md_escape(run.actor)}"
     if run.outcome == OK:
         st.caption(f"Last run: {when}, succeeded{took}, {read:,} rows read.")
+        if notes := quality_notes(tables):
+            st.warning(
+                "**The warehouse needs a look** (the sync kept the numbers right):\n"
+                + "\n".join(f"- {md_escape(note)}" for note in notes),
+                icon="⚠️",
+            )
     else:
         kind = md_escape(str(details.get("error_kind") or "error"))
         error = md_escape(str(details.get("error") or ""))

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from data.extract.store import ExtractStore
 from data.sync.erasure import ErasureResult, erase_viewer
 from data.sync.run import ProgressCallback, SyncResult, run_sync
-from security.alerts import SYNC_FAILED
+from security.alerts import SYNC_DATA_QUALITY, SYNC_FAILED
 from security.audit import FAILURE, OK
 from security.service import Security
 from settings import Settings
@@ -46,6 +46,15 @@ def audited_sync(
             f"Sync failed ({result.error_kind}): {result.error}",
             severity="critical",
             dedupe_key=f"{SYNC_FAILED}:{result.error_kind}",
+        )
+    elif notes := result.quality_notes():
+        # Once a day per kind of finding while it lasts, not once per sync.
+        security.alerts.raise_alert(
+            SYNC_DATA_QUALITY,
+            "The sync succeeded but the warehouse needs a look: " + "; ".join(notes),
+            details={"notes": notes[:20]},
+            dedupe_key=f"{SYNC_DATA_QUALITY}:{'|'.join(sorted(n.split(':')[0] for n in notes))}",
+            dedupe_minutes=24 * 60,
         )
     return result
 

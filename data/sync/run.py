@@ -29,7 +29,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -183,27 +183,7 @@ class SyncResult:
 
     def quality_notes(self) -> list[str]:
         """What an operator should look at in the source, in words (empty: nothing)."""
-        notes = []
-        for t in self.tables:
-            if t.future_rows:
-                notes.append(
-                    f"{t.table}: {t.future_rows:,} row(s) dated after the warehouse's clock; "
-                    "kept out of the watermark and the date range"
-                )
-            for rule, count in t.implausible.items():
-                notes.append(f"{t.table}: {count:,} row(s) with {rule}; left out of the metrics")
-            if t.partitions_healed:
-                shown = ", ".join(t.partitions_healed[:6])
-                more = (
-                    f" and {len(t.partitions_healed) - 6} more"
-                    if len(t.partitions_healed) > 6
-                    else ""
-                )
-                notes.append(
-                    f"{t.table}: partition(s) {shown}{more} differed from the source (rows deleted "
-                    "or committed late there) and were re-read"
-                )
-        return notes
+        return quality_notes(self.audit_record()["tables"])
 
     def table(self, name: str) -> TableResult:
         for t in self.tables:
@@ -246,10 +226,14 @@ class SyncResult:
 
     def summary_lines(self) -> list[str]:
         """A per-table summary for a terminal or a log."""
-        lines = [
-            f"{'table':<20} {'mode':<12} {'outcome':<8} {'read':>11} {'in extract':>11} "
-            f"{'seconds':>8}  watermark"
-        ]
+        lines = (
+            [
+                f"{'table':<20} {'mode':<12} {'outcome':<8} {'read':>11} {'in extract':>11} "
+                f"{'seconds':>8}  watermark"
+            ]
+            if self.tables
+            else []  # it failed before any table (its configuration): the verdict says why
+        )
         for t in self.tables:
             lines.append(
                 f"{t.table:<20} {t.mode:<12} {t.outcome:<8} {t.rows_read:>11,} "
@@ -259,6 +243,36 @@ class SyncResult:
         verdict = "succeeded" if self.ok else f"FAILED ({self.error_kind}): {self.error}"
         lines.append(f"sync {verdict} in {self.seconds:.1f}s")
         return lines
+
+
+def quality_notes(tables: Mapping[str, Any]) -> list[str]:
+    """Findings about the source in a sync's per-table record (``audit_record()["tables"]``,
+    also as read back from the audit log): rows dated after the warehouse's clock, implausible
+    values, partitions that had drifted and were re-read."""
+    notes = []
+    for name, record in tables.items():
+        if not isinstance(record, Mapping):
+            continue
+        future = int(record.get("future_rows") or 0)
+        if future:
+            notes.append(
+                f"{name}: {future:,} row(s) dated after the warehouse's clock, kept out of the "
+                "watermark and the date range"
+            )
+        implausible = record.get("implausible") or {}
+        if isinstance(implausible, Mapping):
+            for rule, count in implausible.items():
+                notes.append(f"{name}: {int(count):,} row(s) with {rule}, left out of the metrics")
+        healed = [str(p) for p in record.get("healed") or []]
+        if healed:
+            shown = ", ".join(healed[:6]) + (
+                f" and {len(healed) - 6} more" if len(healed) > 6 else ""
+            )
+            notes.append(
+                f"{name}: {shown} differed from the source (rows deleted or committed late there) "
+                "and were re-read"
+            )
+    return notes
 
 
 @dataclass(frozen=True)
