@@ -219,3 +219,11 @@ def test_account_admin_refuses_without_step_up_even_if_called_directly(clock):
     principal = app_context().security.resolve(at.session_state[auth.TOKEN_KEY])
     with pytest.raises(AccessDenied):
         AccountAdmin(app_context().security, principal, "c").reset_2fa("analyst")
+
+
+def test_a_denied_page_is_audited_with_the_client(clock):
+    at = sign_in(new_app().run(), "analyst")
+    at.switch_page(ADMIN_PAGE).run()
+    assert any("No access" in e for e in texts(at, "error"))
+    [record] = app_context().security.audit.list(action="access.denied", actor="analyst", limit=1)
+    assert record.target == "admin" and record.client.startswith("client-")
