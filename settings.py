@@ -92,6 +92,13 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("sync_retries", 4, "Attempts per table when the warehouse connection fails."),
     Setting(
+        "sync_drift_check_minutes",
+        60.0,
+        "How often an incremental sync also compares every partition with the warehouse, to "
+        "find rows deleted there or committed later than the overlap window (about 2 s per 10M "
+        "views). 0: on every sync.",
+    ),
+    Setting(
         "sync_connect_timeout_seconds",
         10,
         "Seconds to wait for the warehouse to accept a connection before the attempt fails "

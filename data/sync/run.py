@@ -282,6 +282,9 @@ class SyncOptions:
     overlap: timedelta = timedelta(hours=2)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     lock_wait_seconds: float = 0.0
+    # How long an incremental sync may rely on the last check of every partition for drift
+    # (deleted or late rows) before it checks again; zero: every sync checks.
+    drift_check_every: timedelta = timedelta(0)
 
 
 def _utcnow() -> datetime:
@@ -408,6 +411,7 @@ def run_sync(
             options = options or SyncOptions(
                 overlap=timedelta(hours=float(settings.sync_overlap_hours)),
                 retry=warehouse.retry,
+                drift_check_every=timedelta(minutes=float(settings.sync_drift_check_minutes)),
             )
             configured = [t.strip() for t in str(settings.sync_tables).split(",") if t.strip()]
             result.warehouse = warehouse.describe()
@@ -469,6 +473,10 @@ def _sync(
     # Copy the live extract when it was synced before and some tables are not re-read whole;
     # a full sync of everything starts from empty tables (and copies only the suppression list).
     copy = from_warehouse and not (full and not partial)
+    last_check = live_meta.get("drift_checked_at")
+    check_drift = not last_check or (
+        started - datetime.fromisoformat(last_check) >= options.drift_check_every
+    )
     source = _Source(warehouse, [key for key, _ in suppressed])
     phases = result.phases
     mark = time.perf_counter()
@@ -521,6 +529,7 @@ def _sync(
                         options,
                         track=copy,
                         heal_also=healed.get(spec.source_table, []) if spec.is_aggregate else [],
+                        check_drift=check_drift,
                     )
                     changes.pop(spec.name, None)
                     if change is not None:
@@ -568,6 +577,9 @@ def _sync(
                     full or all(tr.mode == "full" for tr in result.tables)
                 ).lower(),
             }
+            if check_drift and not partial:
+                # Every partition of every table was compared with the source (or read whole).
+                meta["drift_checked_at"] = started.isoformat(timespec="seconds")
             for tr in result.tables:
                 meta[f"synced_at.{tr.table}"] = started.isoformat(timespec="seconds")
                 meta[f"rows.{tr.table}"] = tr.rows_in_extract
@@ -702,6 +714,7 @@ def _sync_table(
     options: SyncOptions,
     track: bool = False,
     heal_also: Sequence[str] = (),
+    check_drift: bool = True,
 ) -> Change | None:
     """One attempt at one table, all or nothing: the DuckDB transaction rolls back on failure.
 
@@ -796,7 +809,7 @@ def _sync_table(
         # The warehouse's statistics, computed in a thread while DuckDB merges: those of the
         # partitions to reconcile (all of them after a full read), and on an incremental read
         # the drift check's cheap statistics of every partition.
-        check_drift = not full and not spec.is_aggregate and spec.merge == "upsert"
+        check_drift = check_drift and not full and not spec.is_aggregate and spec.merge == "upsert"
         jobs: list[tuple[str, list[Any]]] = []
         if partitions != []:
             ranges, bound = spec.stats_params(partitions) if partitions else (0, [])

@@ -389,3 +389,24 @@ def test_duplicates_with_equal_cursors_keep_the_same_survivor_every_time(pg, sto
 def test_psycopg_is_real():
     # Guard: these tests speak to a real server, never a stub.
     assert psycopg.__version__
+
+
+def test_the_drift_check_runs_when_due(loaded, store, make_warehouse):
+    from data.sync.run import SyncOptions
+
+    hourly = SyncOptions(drift_check_every=timedelta(hours=1))
+
+    def sync_at(moment: datetime):
+        result = run_sync(warehouse=make_warehouse(loaded), store=store, now=moment, options=hourly)
+        assert result.ok, result.summary_lines()
+        return result
+
+    sync_at(NOW)
+    assert store.read_meta()["drift_checked_at"] == NOW.isoformat(timespec="seconds")
+    viewer = _heaviest_viewer(loaded)
+    loaded.sql("DELETE FROM fact_view WHERE viewer_key = %s", (viewer,))
+    soon = sync_at(NOW + timedelta(minutes=10))
+    assert soon.healed == {}, "checked less than an hour ago: not yet"
+    due = sync_at(NOW + timedelta(minutes=61))
+    assert due.table("fact_view").partitions_healed
+    assert_extract_equals_source(loaded, store, tables=[schema.FACT_VIEW])
