@@ -50,7 +50,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Folder (outside data_dir) where demo mode keeps the keys it generates, owner-only.",
     ),
     Setting(
-        "app_db", "", "Path of the app database (users, sessions, audit). Empty: data_dir/app.db."
+        "app_db",
+        "",
+        "The app database (users, sessions, audit): a SQLite file path, or "
+        "postgresql://user@host:5432/db (optionally ?schema=name) to share it between app "
+        "servers; the password from ~/.pgpass or PGPASSWORD rather than the URL. Empty: "
+        "data_dir/app.db.",
     ),
     # --- the extract -------------------------------------------------------------------------
     Setting(

@@ -9,7 +9,6 @@ second one is not raised (a burst raises one alert, not one per failure).
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,7 +16,7 @@ from typing import Any
 
 from security.audit import AuditLog, clean_details, encode_text
 from security.clock import Clock, from_db, to_db, utcnow
-from security.db import AppDB
+from security.db import AppDB, Row, Tx
 
 # Kinds raised by security/ (others may raise their own, e.g. "sync_failed").
 FAILED_SIGNINS = "failed_signins"
@@ -62,7 +61,7 @@ class Alerts:
 
     def raise_in(
         self,
-        conn: sqlite3.Connection,
+        conn: Tx,
         kind: str,
         message: str,
         *,
@@ -86,9 +85,9 @@ class Alerts:
             if recent is not None:
                 return None
         clean = clean_details(details)
-        cursor = conn.execute(
+        inserted = conn.execute(
             "INSERT INTO alerts (raised_at, kind, severity, message, details, dedupe_key) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
             (
                 to_db(now),
                 encode_text(kind, 100),
@@ -98,7 +97,7 @@ class Alerts:
                 dedupe_key,
             ),
         )
-        alert_id = int(cursor.lastrowid or 0)
+        alert_id = int(inserted.fetchone()[0])
         self.audit.append(
             conn,
             actor=actor,
@@ -178,7 +177,7 @@ class Alerts:
         return int(self.db.query("SELECT COUNT(*) FROM alerts WHERE acknowledged_at IS NULL")[0][0])
 
 
-def _to_alert(row: sqlite3.Row) -> Alert:
+def _to_alert(row: Row) -> Alert:
     raised_at = from_db(row["raised_at"])
     assert raised_at is not None
     return Alert(

@@ -22,18 +22,18 @@ for one.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
 import re
-import sqlite3
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from security.clock import Clock, from_db, to_db, utcnow
-from security.db import AppDB
+from security.db import AppDB, Row, Tx
 
 GENESIS_HASH = "0" * 64
 MAX_FIELD = 500
@@ -214,7 +214,7 @@ class AuditLog:
 
     def append(
         self,
-        conn: sqlite3.Connection,
+        conn: Tx,
         *,
         actor: str,
         action: str,
@@ -239,9 +239,9 @@ class AuditLog:
             "details": clean_details(details),
         }
         last = conn.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
-        # The next AUTOINCREMENT id: never reused, even after a (tampering) delete.
-        seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'audit'").fetchone()
-        next_id = max(seq[0] if seq else 0, last["id"] if last else 0) + 1
+        # The next id: never reused, even after a (tampering) delete (the database remembers the
+        # highest id ever inserted; see security/db.py). The write lock makes it ours alone.
+        next_id = max(conn.last_issued_id("audit"), last["id"] if last else 0) + 1
         prev_hash = last["hash"] if last else GENESIS_HASH
         fields["id"] = next_id
         digest = record_hash(prev_hash, fields, self._key)
@@ -293,16 +293,24 @@ class AuditLog:
         """(True, None) when every record's hashes hold; else (False, id of the first bad one).
 
         Besides the hashes, ids must run 1, 2, 3 ... without gaps (the app never deletes and
-        never reuses an id), and none may be missing after the last one that SQLite handed out;
-        so a deleted last record is found too, unless the tamperer also rewinds SQLite's
-        sequence table (which the anchors of :meth:`verify_anchors` catch). With a key, keyed
-        records are checked with it, and an unkeyed record after a keyed one is refused.
+        never reuses an id), and none may be missing after the highest id the database has
+        recorded as issued (SQLite's sqlite_sequence, PostgreSQL's id_sequence); so a deleted
+        last record is found too, unless the tamperer also rewinds that record (which the
+        anchors of :meth:`verify_anchors` catch). With a key, keyed records are checked with it,
+        and an unkeyed record after a keyed one is refused. The records and the highest issued
+        id are read in one snapshot, so records appended meanwhile are not taken for a gap.
         """
+        with (
+            self.db.snapshot() as conn,
+            contextlib.closing(conn.stream("SELECT * FROM audit ORDER BY id")) as rows,
+        ):
+            return self._verify_rows(rows, conn)
+
+    def _verify_rows(self, rows: Iterable[Row], conn: Tx) -> tuple[bool, int | None]:
         prev_hash = GENESIS_HASH
         expected_id = 1
         keyed_seen = False
-        conn = self.db.connect()
-        for row in conn.execute("SELECT * FROM audit ORDER BY id"):
+        for row in rows:
             try:
                 details = json.loads(row["details"])
             except ValueError:
@@ -324,8 +332,7 @@ class AuditLog:
                 return False, row["id"]
             prev_hash = row["hash"]
             expected_id += 1
-        seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'audit'").fetchone()
-        if seq is not None and seq[0] >= expected_id:
+        if conn.last_issued_id("audit") >= expected_id:
             return False, expected_id
         return True, None
 
@@ -397,7 +404,7 @@ class AuditLog:
         return int(self.db.query(sql, tuple(params))[0][0])
 
 
-def _to_record(row: sqlite3.Row) -> AuditRecord:
+def _to_record(row: Row) -> AuditRecord:
 
     ts = from_db(row["ts"])
     assert ts is not None

@@ -10,10 +10,10 @@ stolen device cookie still needs the password, and is limited by its own counter
 from __future__ import annotations
 
 import secrets
-import sqlite3
 from datetime import datetime
 
 from security.clock import to_db
+from security.db import Tx
 from security.service_base import ServiceBase
 from security.sessions import token_hash
 from security.users import normalise_username
@@ -46,9 +46,7 @@ class DevicesMixin(ServiceBase):
         return token
 
     @staticmethod
-    def trusted_device_id(
-        conn: sqlite3.Connection, device_token: str | None, username: str
-    ) -> str | None:
+    def trusted_device_id(conn: Tx, device_token: str | None, username: str) -> str | None:
         """The device's public id when the token was issued to this account and not revoked."""
         if not device_token or not isinstance(device_token, str) or len(device_token) > 200:
             return None

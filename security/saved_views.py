@@ -54,7 +54,7 @@ class SavedViews:
         """The user's views, by name."""
         rows = self.db.query(
             "SELECT name, params, updated_at FROM saved_views WHERE username = ? "
-            "ORDER BY name COLLATE NOCASE, name",
+            "ORDER BY lower(name), name",
             (username,),
         )
         return [SavedView(r["name"], json.loads(r["params"]), r["updated_at"]) for r in rows]

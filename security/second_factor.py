@@ -3,7 +3,6 @@ sensitive actions. Each code works once; wrong codes count towards a 2FA lock.""
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -11,6 +10,7 @@ from security import totp
 from security.audit import FAILURE, LOCKED, OK
 from security.clock import to_db
 from security.crypto import SecretBoxError
+from security.db import Tx
 from security.passwords import verify_password
 from security.permissions import AccessDenied, Principal
 from security.sessions import SessionsMixin
@@ -104,7 +104,7 @@ class SecondFactorMixin(SessionsMixin, ThrottlesMixin):
 
     def _check_code(
         self,
-        conn: sqlite3.Connection,
+        conn: Tx,
         username: str,
         secret: str,
         code: str,
@@ -134,14 +134,13 @@ class SecondFactorMixin(SessionsMixin, ThrottlesMixin):
         step = totp.matching_step(secret, clean, now) if clean else None
         status = "invalid"
         if step is not None:
-            try:
-                conn.execute(
-                    "INSERT INTO used_totp (username, timestep, used_at) VALUES (?, ?, ?)",
-                    (username, step, to_db(now)),
-                )
-                status = "ok"
-            except sqlite3.IntegrityError:
-                status = "reused"
+            # A code already used adds no row (a failed INSERT would end a PostgreSQL transaction).
+            inserted = conn.execute(
+                "INSERT INTO used_totp (username, timestep, used_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (username, timestep) DO NOTHING",
+                (username, step, to_db(now)),
+            ).rowcount
+            status = "ok" if inserted == 1 else "reused"
         if status == "ok":
             self._release(conn, "totp", username, reservation, reset=True)
             # Steps older than the window can never match again; forget them.

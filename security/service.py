@@ -29,7 +29,7 @@ from security.alerts import Alerts
 from security.audit import OK, AuditLog
 from security.clock import Clock, utcnow
 from security.crypto import SecretBox
-from security.db import AppDB
+from security.db import AppDB, app_db_target
 from security.export_checks import ExportChecksMixin, ExportRefused
 from security.passwords import DEFAULT_ROUNDS
 from security.permissions import Principal
@@ -59,9 +59,12 @@ class Security(SignInMixin, SecondFactorMixin, SessionsMixin, ExportChecksMixin)
     Each concern lives in its own module (security/signin.py, sessions.py, second_factor.py,
     export_checks.py, throttles.py); this class puts them together over the shared stores.
 
-    Thread-safe and multi-process-safe: each thread opens its own SQLite connection and every
-    read-modify-write runs in ``BEGIN IMMEDIATE``. Cache one instance per process (e.g. with
+    Thread-safe and multi-process-safe: connections come from a pool, and every read-modify-write
+    runs in a write transaction that the database serialises (``BEGIN IMMEDIATE`` on SQLite, an
+    advisory lock on PostgreSQL; security/db.py). Cache one instance per process (e.g. with
     ``st.cache_resource`` in the app shell).
+
+    ``db_path``: a SQLite file or a ``postgresql://`` URL instead of the ``app_db`` setting.
     """
 
     def __init__(
@@ -74,7 +77,7 @@ class Security(SignInMixin, SecondFactorMixin, SessionsMixin, ExportChecksMixin)
     ):
         self.settings = settings
         self.clock = clock
-        self.db = AppDB(db_path or settings.app_db_path)
+        self.db = AppDB(db_path or app_db_target(settings))
         self.audit = AuditLog(self.db, clock, key=settings.secret("audit_key"))
         self.alerts = Alerts(self.db, self.audit, clock)
         self.users = UserStore(self.db, self.audit, clock, bcrypt_rounds)

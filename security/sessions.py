@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from security.audit import encode_text
 from security.clock import from_db, to_db
+from security.db import Row
 from security.permissions import AccessDenied, Principal
 from security.service_base import ServiceBase
 from security.users import normalise_username, row_to_user
@@ -76,7 +76,7 @@ class SessionsMixin(ServiceBase):
             )
         return token
 
-    def _session_row(self, token: str | None) -> sqlite3.Row | None:
+    def _session_row(self, token: str | None) -> Row | None:
         if not token or not isinstance(token, str):
             return None
         rows = self.db.query("SELECT * FROM sessions WHERE token_hash = ?", (token_hash(token),))

@@ -3,13 +3,13 @@ audited, with alerts for bursts of failures and a privileged sign-in from a new 
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
 from security.alerts import NEW_CLIENT
 from security.audit import FAILURE, LOCKED, encode_text
 from security.clock import to_db
+from security.db import Tx
 from security.devices import DevicesMixin
 from security.passwords import verify_password
 from security.permissions import MFA_ROLES, PRIVILEGED_ROLES
@@ -189,7 +189,7 @@ class SignInMixin(DevicesMixin, ThrottlesMixin):
 
     def _note_client(
         self,
-        conn: sqlite3.Connection,
+        conn: Tx,
         username: str,
         roles: frozenset[str],
         client: str,

@@ -7,12 +7,12 @@ counter stays exact under concurrent attempts; a success gives its reservation b
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from security.alerts import FAILED_SIGNINS
 from security.clock import from_db, to_db
+from security.db import Tx
 from security.service_base import ServiceBase
 
 
@@ -40,7 +40,7 @@ class ThrottlesMixin(ServiceBase):
 
     def _reserve(
         self,
-        conn: sqlite3.Connection,
+        conn: Tx,
         kind: str,
         key: str,
         max_failures: int,
@@ -95,9 +95,7 @@ class ThrottlesMixin(ServiceBase):
         return Reservation(locked=False, set_lock=set_lock)
 
     @staticmethod
-    def _release(
-        conn: sqlite3.Connection, kind: str, key: str, reservation: Reservation, *, reset: bool
-    ) -> None:
+    def _release(conn: Tx, kind: str, key: str, reservation: Reservation, *, reset: bool) -> None:
         """Undo a reservation after a success: ``reset`` clears the counter (the account's own
         counter), otherwise only this attempt is taken back (the client's counter)."""
         if reset:
@@ -108,13 +106,13 @@ class ThrottlesMixin(ServiceBase):
             )
             return
         conn.execute(
-            "UPDATE throttles SET failures = MAX(failures - 1, 0)"
+            "UPDATE throttles SET failures = CASE WHEN failures > 0 THEN failures - 1 ELSE 0 END"
             + (", locked_until = NULL" if reservation.set_lock else "")
             + " WHERE kind = ? AND key = ?",
             (kind, key),
         )
 
-    def _failed_signin_burst(self, conn: sqlite3.Connection, now: datetime) -> None:
+    def _failed_signin_burst(self, conn: Tx, now: datetime) -> None:
         window = timedelta(minutes=self.settings.alert_failed_signins_window_minutes)
         count = conn.execute(
             "SELECT COUNT(*) FROM audit WHERE action = 'signin.failure' AND ts >= ?",

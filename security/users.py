@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 from security.audit import AuditLog
 from security.clock import Clock, from_db, to_db, utcnow
-from security.db import AppDB
+from security.db import AppDB, Row, Tx
 from security.input import InputError, parse_creator_ids
 from security.passwords import (
     DEFAULT_ROUNDS,
@@ -82,7 +81,7 @@ def _ids(values: Iterable[int | str]) -> frozenset[int]:
     return ids
 
 
-def row_to_user(row: sqlite3.Row) -> User:
+def row_to_user(row: Row) -> User:
     created = from_db(row["created_at"])
     updated = from_db(row["updated_at"])
     assert created is not None and updated is not None
@@ -99,9 +98,7 @@ def row_to_user(row: sqlite3.Row) -> User:
     )
 
 
-def revoke_user_sessions(
-    conn: sqlite3.Connection, username: str, reason: str, now: datetime
-) -> int:
+def revoke_user_sessions(conn: Tx, username: str, reason: str, now: datetime) -> int:
     """Revoke every live session of the user inside the caller's transaction; how many.
 
     The account's trusted devices are forgotten too: after a password or 2FA reset, or while

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import sqlite3
 import stat
 
 import pytest
@@ -18,7 +17,13 @@ from security.passwords import DEFAULT_ROUNDS, PasswordPolicyError, check_policy
 from security.service import Security
 from security.users import UserError
 from settings import PROJECT_ROOT
-from tests.unit.security.security_support import TEST_ROUNDS, make_security, make_settings
+from tests.unit.security.security_support import (
+    TEST_ROUNDS,
+    make_security,
+    make_settings,
+    rewind_audit_sequence,
+    tamper,
+)
 
 NEW_PASSWORD = "a perfectly long phrase"
 
@@ -150,10 +155,9 @@ def test_audit_verify_and_tail(cli):
     tail = invoke("audit", "tail", "-n", "1")
     assert tail.output.count("\n") == 1 and "user.roles" in tail.output
 
-    conn = sqlite3.connect(security().db.path)
-    conn.execute("DROP TRIGGER audit_no_update")
-    conn.execute("UPDATE audit SET target = 'mallory' WHERE id = 1")
-    conn.commit()
+    tamper(security(), "audit_no_update").execute(
+        "UPDATE audit SET target = 'mallory' WHERE id = 1"
+    )
     broken = invoke("audit", "verify")
     assert broken.exit_code == 1
     assert "broken at record 1" in broken.output
@@ -174,11 +178,8 @@ def test_audit_anchor_then_verify_catches_a_rewritten_history(cli, tmp_path):
     # Someone with the file and the key replaces the last record and re-chains it: the chain
     # verifies, the anchor does not.
     sec = security()
-    conn = sqlite3.connect(sec.db.path)
-    conn.execute("DROP TRIGGER audit_no_delete")
-    conn.execute("DELETE FROM audit WHERE id = 2")
-    conn.execute("UPDATE sqlite_sequence SET seq = 1 WHERE name = 'audit'")
-    conn.commit()
+    tamper(sec, "audit_no_delete").execute("DELETE FROM audit WHERE id = 2")
+    rewind_audit_sequence(sec, 1)
     sec.audit.record(actor="cli", action="user.roles", target="dana", details={"after": ["x"]})
     assert invoke("audit", "verify").exit_code == 0
     caught = invoke("audit", "verify", "--anchor", str(anchors))
@@ -289,11 +290,13 @@ def test_readme_lists_the_demo_accounts():
 
 
 # --- the database ----------------------------------------------------------------------------
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_database_is_wal_owner_only_and_migrations_are_idempotent(tmp_path):
     path = tmp_path / "app.db"
     first = AppDB(path)
     assert AppDB(path).migrate() == len(MIGRATIONS)
-    conn = first.connect()
-    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 5000
+    with first.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 5000
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600

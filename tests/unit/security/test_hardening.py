@@ -11,7 +11,14 @@ from security.account_admin import AccountAdmin
 from security.client_address import ProxySettingError, client_address, parse_trusted_proxies
 from security.permissions import AccessDenied
 from settings import SettingsError, key_entropy_bits
-from tests.unit.security.security_support import CLIENT, PASSWORD, add_user, make_security
+from tests.unit.security.security_support import (
+    CLIENT,
+    PASSWORD,
+    add_user,
+    make_security,
+    rewind_audit_sequence,
+    tamper,
+)
 
 WRONG = "wrong password!"
 
@@ -186,10 +193,8 @@ def test_the_chain_is_keyed_and_anchors_catch_a_rewritten_tail(tmp_path):
     # the anchor kept elsewhere does not.
     from security.audit import AuditLog
 
-    conn = sec.db.connect()
-    conn.execute("DROP TRIGGER audit_no_delete")
-    conn.execute("DELETE FROM audit WHERE id >= 2")
-    conn.execute("UPDATE sqlite_sequence SET seq = 1 WHERE name = 'audit'")
+    tamper(sec, "audit_no_delete").execute("DELETE FROM audit WHERE id >= 2")
+    rewind_audit_sequence(sec, 1)
     AuditLog(sec.db, key=sec.settings.secret("audit_key")).record(actor="x", action="forged")
     assert sec.audit.verify_chain() == (True, None)
     assert sec.audit.verify_anchors([anchor]) == 2

@@ -8,11 +8,12 @@ import pytest
 
 from security.db import AppDB
 from security.saved_views import MAX_VIEWS_PER_USER, SavedViewError, SavedViews
+from tests.unit.security.security_support import app_db_target
 
 
 @pytest.fixture
 def views(tmp_path):
-    db = AppDB(tmp_path / "app.db")
+    db = AppDB(app_db_target(tmp_path))
     now = datetime.now(UTC).isoformat()
     with db.transaction() as conn:
         for user in ("ana", "ben"):

@@ -164,7 +164,6 @@ def test_secret_password_codes_and_token_never_reach_the_database_file(tmp_path)
     clock.advance(seconds=30)
     step_code = totp.code_at(secret, clock())
     assert sec.step_up(token, PASSWORD, step_code).ok
-    sec.db.connect().execute("PRAGMA wal_checkpoint(PASSIVE)")
     raw = db_bytes(sec)
     for needle in (PASSWORD, "my wrong guess 123", token, secret, code, step_code):
         assert needle.encode() not in raw, needle
