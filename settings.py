@@ -189,7 +189,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("alert_exports_count", 5, "Exports by one user within the window that raise an alert."),
     Setting("alert_exports_window_minutes", 10.0, "Window for the many-exports alert."),
     # --- display -----------------------------------------------------------------------------
-    Setting("timezone", "UTC", "Default time zone for periods; users may pick another."),
+    Setting(
+        "reporting_currency",
+        "USD",
+        "Currency every money figure is converted to and shown in (ISO 4217 code, e.g. USD, "
+        "EUR, GBP). Each amount is converted at the latest rate on or up to 7 days before its "
+        "day (fact_exchange_rate, quoted against USD); an amount without one is left out and "
+        "the page says how many.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

@@ -126,10 +126,12 @@ table_columns = {
     "starts": st.column_config.NumberColumn("Starts", format="%d"),
 }
 if sees_money:
+    currency = queries.reporting_currency(ctx)
     table_columns |= {
-        "net_revenue": st.column_config.NumberColumn("Net revenue", format="dollar"),
+        "net_revenue": st.column_config.NumberColumn(f"Net revenue ({currency})", format="%.2f"),
+        # Catalog money has no currency column: it is in the base currency (data/schema.py).
         "licensing_cost_per_view": st.column_config.NumberColumn(
-            "Licensing cost per view", format="dollar"
+            "Licensing cost per view (USD)", format="%.4f"
         ),
     }
 table_columns |= {

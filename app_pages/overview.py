@@ -8,6 +8,7 @@ from components import charts, queries
 from components.dashboard import dashboard_page
 from components.kpi import kpi_cards
 from data.queries.metrics import METRICS, OVERVIEW_KPIS, OVERVIEW_MONEY_KPIS, visible_metrics
+from data.queries.money import RATE_MAX_AGE_DAYS, gap_notes, missing_by_currency
 
 ctx, principal, filters = dashboard_page("overview", "📊 Overview")
 
@@ -28,6 +29,35 @@ sparklines = {
     m: frame["value"].fillna(0).tolist() for m, frame in daily.groupby("metric", sort=False)
 }
 kpi_cards(kpis, sparklines)
+currency = queries.reporting_currency(ctx)
+if sees_money:
+    by_currency = queries.run(ctx, principal, "revenue_by_currency", filters)
+    missing = missing_by_currency(by_currency)
+    for text in gap_notes(missing):
+        st.warning(text, icon="💱")
+    if not by_currency.empty:
+        with st.expander(f"Net revenue by currency, and in {currency}", expanded=bool(missing)):
+            st.dataframe(
+                by_currency,
+                hide_index=True,
+                column_config={
+                    "currency": st.column_config.TextColumn("Currency"),
+                    "amounts": st.column_config.NumberColumn("Amounts", format="%d"),
+                    "net": st.column_config.NumberColumn("Net, in that currency", format="%.2f"),
+                    "net_converted": st.column_config.NumberColumn(
+                        f"Net in {currency}", format="%.2f"
+                    ),
+                    "missing": st.column_config.NumberColumn("Without a rate", format="%d"),
+                    "missing_net": st.column_config.NumberColumn(
+                        "Left out, in that currency", format="%.2f"
+                    ),
+                },
+            )
+            st.caption(
+                f"Each amount is converted to {currency} at the rate of its day: the latest rate "
+                f"on or up to {RATE_MAX_AGE_DAYS} days before it. Amounts without one are left "
+                "out of every total, never converted 1:1."
+            )
 if principal.may("see_money") and not sees_money:
     st.caption(
         "🔐 Revenue is hidden until you confirm 2FA in this tab (open a money page to do so)."
@@ -51,7 +81,8 @@ grain = (
 )
 trend = queries.run(ctx, principal, "trend", filters, grain=grain, metrics=(metric_id,))
 metric = METRICS[metric_id]
-unit = f" ({metric.unit})" if metric.unit else ""
+unit = f" ({currency})" if metric.money and metric.unit != "%" else ""
+unit = unit or (f" ({metric.unit})" if metric.unit else "")
 charts.line_chart(
     trend.rename(columns={"value": "this period", "comparison": "comparison period"}),
     x="bucket",

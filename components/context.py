@@ -15,6 +15,7 @@ import streamlit as st
 from data.extract import build_cache
 from data.extract.store import ExtractError, ExtractStore, store_from_settings
 from data.queries.filters import Scope
+from data.queries.money import check_currency
 from security.client_address import Network, ProxySettingError, parse_trusted_proxies
 from security.clock import Clock, utcnow
 from security.demo import ensure_demo_accounts
@@ -58,6 +59,13 @@ def app_context() -> AppContext:
                 f"SPOTLIGHT_COOKIE_SECURE must be one of {', '.join(COOKIE_SECURE_MODES)}, "
                 f"got {settings.cookie_secure!r}."
             )
+        try:
+            check_currency(settings.reporting_currency)
+        except ValueError:
+            raise SettingsError(
+                "SPOTLIGHT_REPORTING_CURRENCY must be an ISO 4217 code of three capital letters "
+                f"(e.g. USD, EUR), got {settings.reporting_currency!r}."
+            ) from None
         store = store_from_settings(settings)
         build_cache.configure(max_rows=int(settings.memory_index_rows))
         security = Security(settings, clock=_now)

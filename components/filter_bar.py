@@ -314,7 +314,8 @@ def filter_bar(
             PRESETS,
             format_func=PRESET_LABELS.__getitem__,
             key=f"{key}-preset",
-            help=f"Periods end on the last day with data ({anchor:%d %b %Y}); days are UTC.",
+            help=f"Periods end on the last day with data ({anchor:%d %b %Y}). Days are UTC "
+            "days (midnight to midnight UTC), whatever your time zone.",
         )
         start, end = st.session_state[f"{key}-dates"]
         if preset == "custom":

@@ -37,9 +37,13 @@ def kpi_cards(
             help_text = series["definition"]
             if series.get("note"):
                 help_text += f" ({series['note']})"
+            if series.get("gap"):
+                help_text += f" {series['gap']}"
             column.metric(
                 series["label"],
-                METRICS[series["metric"]].format(series["value"]),
+                METRICS[series["metric"]].format(
+                    series["value"], currency=series.get("currency") or None
+                ),
                 delta=delta,
                 delta_color=colour,
                 help=help_text,

@@ -16,7 +16,7 @@ import duckdb
 import streamlit as st
 
 from components.context import AppContext, app_context, data_scope
-from data.queries import comparison, dimensions, engagement, metrics, title_periods
+from data.queries import comparison, dimensions, engagement, metrics, money, title_periods
 from data.queries.filters import Filters, Scope
 from models import similarity, underperformance
 from security.permissions import Principal
@@ -29,6 +29,7 @@ QUERIES: dict[str, QueryFn] = {
     "trend": metrics.trend,
     "breakdown": metrics.breakdown,
     "top_titles": metrics.top_titles,
+    "revenue_by_currency": money.revenue_by_currency,
     "dimension_options": lambda cursor, _filters, scope: dimensions.dimension_options(
         cursor, scope
     ),
@@ -51,6 +52,10 @@ QUERIES: dict[str, QueryFn] = {
     ),
 }
 
+# Queries that show money: run in the reporting currency (the ``reporting_currency`` setting),
+# which is then part of their cache key like every other option.
+MONEY_QUERIES = frozenset({"kpis", "trend", "breakdown", "compare_titles", "revenue_by_currency"})
+
 # How many times each query was asked for in this process. Tests read it to prove that a page
 # a principal may not open ran no query at all.
 QUERY_REQUESTS: Counter[str] = Counter()
@@ -67,11 +72,19 @@ def _cached(
 def run(
     ctx: AppContext, principal: Principal, name: str, filters: Filters | None = None, **options: Any
 ) -> Any:
-    """Run an allowlisted query for the principal's scope (cached per scope and extract)."""
+    """Run an allowlisted query for the principal's scope (cached per scope and extract); money
+    in the reporting currency."""
     QUERY_REQUESTS[name] += 1
+    if name in MONEY_QUERIES:
+        options["currency"] = reporting_currency(ctx)
     return _cached(
         name, ctx.store.generation(), data_scope(principal), filters, tuple(sorted(options.items()))
     )
+
+
+def reporting_currency(ctx: AppContext) -> str:
+    """The currency money is shown in (the ``reporting_currency`` setting)."""
+    return str(ctx.settings.reporting_currency)
 
 
 @st.cache_data(ttl=3600, show_spinner=False)

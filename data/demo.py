@@ -25,8 +25,14 @@ per view.
 - Revenue: monthly subscription charges, pay-per-view purchases (live events, premium rentals)
   and ad revenue, with card or ad-tech fees and ``net = gross - fees`` in exact cents. Ad
   impressions come from ad-supported viewers' watch time, split over the campaigns in flight.
+- Money comes in several currencies: viewers are billed in their country's currency (USD, EUR,
+  GBP, JPY, CAD, MXN, BRL, INR, AUD; other countries in USD) at local price points, and creators
+  are paid in theirs. Ad revenue is in USD (the base currency; ad delivery rows carry none).
+  Exchange rates against USD are published every day for every other currency: a small
+  mean-reverting random walk around realistic levels (``fact_exchange_rate``).
 - Creator payouts per month are the creators' earnings as METRICS.md defines them (net revenue
-  of their titles times their revenue share, subscription revenue attributed by watch time).
+  of their titles times their revenue share, subscription revenue attributed by watch time),
+  added up in USD at each day's rate and paid in the creator's currency at the month's last rate.
 """
 
 from __future__ import annotations
@@ -56,7 +62,46 @@ from settings import Settings
 Progress = Callable[[float, str], None]
 
 DAY = 86_400
-CURRENCY = "USD"
+# What a demo extract's layout is: a live demo extract of another format is built again on start.
+DEMO_FORMAT = "2"
+
+# (code, US dollars per unit around which the rate moves, daily volatility, monthly prices of the
+# plans basic, standard, premium and ad-supported in cents, the card processor's fixed fee in
+# cents). Local price points, as streaming services set them, not conversions of the USD list.
+_CURRENCIES: tuple[tuple[str, float, float, tuple[int, int, int, int], int], ...] = (
+    ("USD", 1.0, 0.0, (799, 1399, 1999, 599), 30),
+    ("EUR", 1.08, 0.0045, (799, 1299, 1899, 599), 25),
+    ("GBP", 1.27, 0.005, (699, 1099, 1599, 499), 20),
+    ("JPY", 0.0067, 0.006, (99_000, 159_000, 229_000, 79_000), 4_000),
+    ("CAD", 0.73, 0.004, (999, 1649, 2399, 699), 40),
+    ("MXN", 0.055, 0.007, (13_900, 22_900, 29_900, 9_900), 500),
+    ("BRL", 0.19, 0.008, (2_590, 3_990, 5_590, 1_890), 150),
+    ("INR", 0.012, 0.003, (19_900, 49_900, 64_900, 14_900), 2_500),
+    ("AUD", 0.66, 0.006, (1_099, 1_899, 2_599, 799), 45),
+)
+_CURRENCY_CODES = tuple(c[0] for c in _CURRENCIES)
+# Countries billed in their own currency; the others in USD.
+_COUNTRY_CURRENCY = {
+    "US": "USD",
+    "CA": "CAD",
+    "MX": "MXN",
+    "BR": "BRL",
+    "GB": "GBP",
+    "DE": "EUR",
+    "FR": "EUR",
+    "ES": "EUR",
+    "IT": "EUR",
+    "NL": "EUR",
+    "JP": "JPY",
+    "IN": "INR",
+    "AU": "AUD",
+}
+_PRICE_CENTS = np.array([c[3] for c in _CURRENCIES], dtype=np.int64)  # currency x plan
+_FIXED_FEE_CENTS = np.array([c[4] for c in _CURRENCIES], dtype=np.int64)
+# Prices in currencies without minor units (in practice) are whole numbers.
+_WHOLE_UNITS = np.array([c[0] in ("JPY", "INR", "MXN") for c in _CURRENCIES])
+# Rates start this many days before the window, so its first days have a rate too.
+_RATE_LEAD_DAYS = 14
 
 
 def _today_utc() -> date:
@@ -180,7 +225,6 @@ _DST_RULES = ("", "us", "eu", "au", "nz")
 
 _PLANS = ("basic", "standard", "premium", "ad_supported")
 _PLAN_WEIGHTS = (0.24, 0.36, 0.15, 0.25)
-_PLAN_PRICE_CENTS = np.array([799, 1399, 1999, 599], dtype=np.int64)
 _PLAN_CHURN = np.array([1.15, 0.95, 0.8, 1.3])
 _AD_PLAN = _PLANS.index("ad_supported")
 
@@ -533,6 +577,53 @@ class _Generator:
         self.n_months = int(self.day_month[-1]) + 1
         self.revenue_id = 0
         self._countries()
+        self._exchange_rates()
+
+    # --- money -------------------------------------------------------------------------------
+    def _exchange_rates(self) -> None:
+        """Daily rates against USD: an Ornstein-Uhlenbeck walk of the log rate around its level."""
+        rng = _rng(self.cfg.seed, "fx")
+        n_days = self.D + _RATE_LEAD_DAYS
+        levels = np.log([c[1] for c in _CURRENCIES])
+        vol = np.array([c[2] for c in _CURRENCIES])
+        log_rate = np.empty((len(_CURRENCIES), n_days))
+        x = levels + rng.normal(0, 0.03, len(levels))
+        for d in range(n_days):
+            x = x + 0.01 * (levels - x) + vol * rng.standard_normal(len(levels))
+            log_rate[:, d] = x
+        rate = np.exp(log_rate)
+        # Six significant digits, as rates are published.
+        digits = 5 - np.floor(np.log10(rate))
+        rate = np.round(rate * 10.0**digits) / 10.0**digits
+        rate[_CURRENCY_CODES.index("USD")] = 1.0
+        self.fx_rate = rate  # currency x day, day 0 = _RATE_LEAD_DAYS before the window
+        self.country_currency = np.array(
+            [_CURRENCY_CODES.index(_COUNTRY_CURRENCY.get(code, "USD")) for code, *_ in _COUNTRIES]
+        )
+
+    def _usd_cents(self, cents: np.ndarray, currency: np.ndarray, window_day: np.ndarray):
+        """Amounts in the currencies' cents as US cents at their day's rate (floats)."""
+        return cents * self.fx_rate[currency, np.asarray(window_day) + _RATE_LEAD_DAYS]
+
+    def _fees(self, gross: np.ndarray, currency: np.ndarray) -> np.ndarray:
+        return np.round(gross * 0.029).astype(np.int64) + _FIXED_FEE_CENTS[currency]
+
+    def exchange_rates(self) -> pa.Table:
+        """fact_exchange_rate: every currency but USD, every day from before the window."""
+        others = np.array([i for i, c in enumerate(_CURRENCY_CODES) if c != "USD"])
+        n_days = self.fx_rate.shape[1]
+        day = np.tile(np.arange(n_days) + self.day0 - _RATE_LEAD_DAYS, len(others))
+        cur = np.repeat(others, n_days)
+        # Published in the afternoon (UTC) of the day they are for.
+        return _table(
+            "fact_exchange_rate",
+            {
+                "rate_date": _dates(day),
+                "currency": _labels(_CURRENCY_CODES, cur),
+                "rate_to_usd": pa.array(self.fx_rate[others].ravel(), pa.float64()),
+                "updated_at": _ts(day * DAY + 16 * 3600),
+            },
+        )
 
     # --- calendar ------------------------------------------------------------------------------
     def _countries(self) -> None:
@@ -600,6 +691,7 @@ class _Generator:
         self.creator_kind = kind
         self.creator_share_bp = np.round(share * 10_000).astype(np.int64)
         country = _choice(rng, [c[1] for c in _COUNTRIES], n)
+        self.creator_currency = self.country_currency[country]
         return _table(
             "dim_creator",
             {
@@ -766,7 +858,11 @@ class _Generator:
         self.title_quality = quality
         self.title_base = base
         self.title_ppv = is_ppv
-        self.title_ppv_price = ppv_price.astype(np.int64)
+        self.title_ppv_price = ppv_price.astype(np.int64)  # US cents; local prices below
+        level = np.array([c[1] for c in _CURRENCIES])
+        unit = np.where(_WHOLE_UNITS, 100, 10)
+        local = np.round(self.title_ppv_price[None, :] / level[:, None] / unit[:, None])
+        self.title_ppv_local = (np.maximum(local, 1) * unit[:, None]).astype(np.int64)
         self._title_day_table()
 
         valid_series = np.array([s is not None for s in series_names])
@@ -937,6 +1033,7 @@ class _Generator:
         )
         m = len(vid)
         self.sub_vid, self.sub_start, self.sub_end, self.sub_plan = vid, started, ended, plan
+        self.sub_currency = self.country_currency[self.v_country[vid]]
         return _table(
             "fact_subscription",
             {
@@ -945,15 +1042,15 @@ class _Generator:
                 "plan": _labels(_PLANS, plan),
                 "started_at": _ts(started),
                 "ended_at": _ts(ended, ~is_open),
-                "monthly_price": _money(_PLAN_PRICE_CENTS[plan]),
-                "currency": _const_text(CURRENCY, m),
+                "monthly_price": _money(_PRICE_CENTS[self.sub_currency, plan]),
+                "currency": _labels(_CURRENCY_CODES, self.sub_currency),
                 "updated_at": _ts(np.where(is_open, started, ended)),
             },
         )
 
     def subscription_charges(self, chunk: int = 50_000) -> Iterator[pa.Table]:
         """Monthly charges on each subscription's anniversary day, inside the window."""
-        self.sub_net_month = np.zeros(self.n_months, dtype=np.int64)
+        self.sub_net_month = np.zeros(self.n_months)  # US cents
         month_of_window_start = np.datetime64(self.cfg.start, "M")
         for lo in range(0, len(self.sub_vid), chunk):
             sl = slice(lo, lo + chunk)
@@ -979,12 +1076,14 @@ class _Generator:
             keep = (charge_ts >= start[row]) & (charge_ts < stop[row]) & (charge_ts >= self.t0)
             row, charge_ts = row[keep], charge_ts[keep]
             gi = lo + row
-            gross = _PLAN_PRICE_CENTS[self.sub_plan[gi]]
-            fees = np.round(gross * 0.029).astype(np.int64) + 30
+            currency = self.sub_currency[gi]
+            gross = _PRICE_CENTS[currency, self.sub_plan[gi]]
+            fees = self._fees(gross, currency)
             net = gross - fees
+            day = (charge_ts - self.t0) // DAY
             self.sub_net_month += np.bincount(
-                self.day_month[(charge_ts - self.t0) // DAY], net, self.n_months
-            ).astype(np.int64)
+                self.day_month[day], self._usd_cents(net, currency, day), self.n_months
+            )
             m = len(row)
             ids = self._revenue_ids(m)
             yield _table(
@@ -999,7 +1098,7 @@ class _Generator:
                     "gross": _money(gross),
                     "fees": _money(fees),
                     "net": _money(net),
-                    "currency": _const_text(CURRENCY, m),
+                    "currency": _labels(_CURRENCY_CODES, currency),
                     "updated_at": _ts(charge_ts),
                 },
             )
@@ -1022,7 +1121,7 @@ class _Generator:
         C = cfg.n_creators
         self.ad_impressions = np.zeros(self.D * self.T)
         self.watch_month_creator = np.zeros(self.n_months * C)
-        self.direct_net_month_creator = np.zeros(self.n_months * C, dtype=np.int64)
+        self.direct_net_month_creator = np.zeros(self.n_months * C)  # US cents
         self.view_id = 0
         bounds = [0]
         acc = 0
@@ -1178,14 +1277,18 @@ class _Generator:
         m = len(first)
         t = title[first]
         at = np.maximum(ts[first] - rng.integers(30, 900, m), lo[first])
-        gross = self.title_ppv_price[t]
-        fees = np.round(gross * 0.029).astype(np.int64) + 30
+        currency = self.country_currency[self.v_country[viewer[first]]]
+        gross = self.title_ppv_local[currency, t]
+        fees = self._fees(gross, currency)
         net = gross - fees
         creator = self.title_creator[t]
         C = self.cfg.n_creators
+        day = (at - self.t0) // DAY
         self.direct_net_month_creator += np.bincount(
-            self.day_month[(at - self.t0) // DAY] * C + creator, net, self.n_months * C
-        ).astype(np.int64)
+            self.day_month[day] * C + creator,
+            self._usd_cents(net, currency, day),
+            self.n_months * C,
+        )
         return [
             (
                 "fact_revenue",
@@ -1201,7 +1304,7 @@ class _Generator:
                         "gross": _money(gross),
                         "fees": _money(fees),
                         "net": _money(net),
-                        "currency": _const_text(CURRENCY, m),
+                        "currency": _labels(_CURRENCY_CODES, currency),
                         "updated_at": _ts(at),
                     },
                 ),
@@ -1336,7 +1439,7 @@ class _Generator:
             creator = self.title_creator[t]
             self.direct_net_month_creator += np.bincount(
                 self.day_month[day[has]] * C + creator, net, self.n_months * C
-            ).astype(np.int64)
+            )
             r = len(g)
             yield (
                 "fact_revenue",
@@ -1352,7 +1455,7 @@ class _Generator:
                         "gross": _money(g),
                         "fees": _money(fees),
                         "net": _money(net),
-                        "currency": _const_text(CURRENCY, r),
+                        "currency": _const_text("USD", r),
                         "updated_at": _ts(at),
                     },
                 ),
@@ -1374,7 +1477,12 @@ class _Generator:
         earnings = (attributed + self.direct_net_month_creator.reshape(M, C)) * (
             self.creator_share_bp[None, :] / 10_000
         )
-        cents = np.round(earnings).astype(np.int64)
+        # In US cents; paid in the creator's currency at the rate of the month's last day.
+        last_day = np.searchsorted(self.day_month, np.arange(M), side="right") - 1
+        currency = np.broadcast_to(self.creator_currency[None, :], (M, C))
+        local = earnings / self.fx_rate[currency, (last_day + _RATE_LEAD_DAYS)[:, None]]
+        unit = np.where(_WHOLE_UNITS[currency], 100, 1)
+        cents = (np.round(local / unit) * unit).astype(np.int64)
         month_idx, creator = np.nonzero(cents > 0)
         amount = cents[month_idx, creator]
         first_month = np.datetime64(self.cfg.start, "M")
@@ -1398,7 +1506,7 @@ class _Generator:
                 "creator_id": _int(creator + 1, np.int32),
                 "period": _dates(period),
                 "amount": _money(amount),
-                "currency": _const_text(CURRENCY, m),
+                "currency": _labels(_CURRENCY_CODES, self.creator_currency[creator]),
                 "status": _labels(("estimated", "finalised", "held", "paid"), status),
                 "paid_at": _ts(paid_at, paid),
                 "updated_at": _ts(updated),
@@ -1435,6 +1543,7 @@ def generate(
     yield from g.ads()
     report(0.98, "payouts")
     yield "fact_payout", g.payouts()
+    yield "fact_exchange_rate", g.exchange_rates()
     report(1.0, "generated")
 
 
@@ -1520,6 +1629,12 @@ def build_demo_extract(
                 "end": config.end.isoformat(),
                 "data_start": config.start.isoformat(),
                 "data_end": config.end.isoformat(),
+                # The extract's clock (what the plausibility rules judge "the future" by): the
+                # end of the last day with data.
+                "as_of": datetime.combine(config.end, datetime.max.time())
+                .replace(microsecond=0)
+                .isoformat(),
+                "demo_format": DEMO_FORMAT,
                 "built_at": datetime.now(UTC).replace(microsecond=0).isoformat(),
             },
         )
@@ -1534,8 +1649,21 @@ def build_demo_extract(
     }
 
 
-def ensure_demo_extract(settings: Settings, progress: Progress | None = None) -> bool:
-    """In demo mode, build the default demo extract if there is none; True if it built one.
+def demo_outdated(store: ExtractStore) -> bool:
+    """Whether the live extract is a demo extract of an older format (built by an earlier
+    release: its tables are not what this release's queries read), so it must be built again."""
+    if not store.exists():
+        return False
+    meta = store.read_meta()
+    return meta.get("source") == "demo" and meta.get("demo_format") != DEMO_FORMAT
+
+
+def ensure_demo_extract(
+    settings: Settings, progress: Progress | None = None, *, replace_outdated: bool = False
+) -> bool:
+    """In demo mode, build the default demo extract if there is none (or, with
+    ``replace_outdated``, if the live one is a demo extract of an older format); True if it
+    built one.
 
     Safe when several processes start at once: they serialise on a lock file in the data
     folder, and whoever comes second finds the extract already there. With a warehouse
@@ -1543,7 +1671,7 @@ def ensure_demo_extract(settings: Settings, progress: Progress | None = None) ->
     """
     if not settings.demo_mode:
         return False
-    if settings.extract_path.exists():
+    if settings.extract_path.exists() and not replace_outdated:
         return False
     data_dir = settings.data_path
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -1553,7 +1681,7 @@ def ensure_demo_extract(settings: Settings, progress: Progress | None = None) ->
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
         try:
             store = store_from_settings(settings)
-            if store.exists():
+            if store.exists() and not (replace_outdated and demo_outdated(store)):
                 return False
             config = DemoConfig(
                 viewers=int(settings.demo_viewers),

@@ -5,8 +5,10 @@ generator and the sync cannot disagree on a column. Redshift-only clauses (DISTK
 ENCODE) are rendered here and nowhere else, and are checked by parsing them in the Redshift
 dialect (tests/unit/data/test_schema.py).
 
-Conventions: timestamps are UTC without a zone; money is DECIMAL(14, 2) in the row's currency;
-viewer keys are keyed pseudonyms (the first 63 bits of HMAC-SHA256 of the source id, see
+Conventions: timestamps are UTC without a zone; money is DECIMAL(14, 2) in the row's currency
+(ISO 4217 code in its ``currency`` column; money on a table without one -- a title's licensing cost
+and budget, ad delivery revenue -- is in the base currency, ``BASE_CURRENCY``); exchange rates are
+dated, against the base currency (``fact_exchange_rate``); viewer keys are keyed pseudonyms (the first 63 bits of HMAC-SHA256 of the source id, see
 ``data.extract.pseudonym``), never a raw id; every table has ``updated_at``, the cursor an incremental
 sync reads from.
 """
@@ -17,6 +19,10 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 Dialect = Literal["redshift", "postgres", "duckdb"]
+
+# The currency exchange rates are quoted against: one unit of it is 1 by definition, so it needs
+# no rows in fact_exchange_rate, and a rate between two other currencies is the ratio of theirs.
+BASE_CURRENCY = "USD"
 
 # Logical type -> the type each dialect spells it with.
 _TYPES: dict[str, dict[Dialect, str]] = {
@@ -273,6 +279,23 @@ FACT_PAYOUT = Table(
     sort_key=("period",),
 )
 
+# One base currency rather than a rate per pair: N rows a day instead of N x N, and every cross
+# rate follows exactly (EUR -> JPY = rate_to_usd(EUR) / rate_to_usd(JPY)), as central banks
+# publish them (the ECB quotes every currency against the euro).
+FACT_EXCHANGE_RATE = Table(
+    "fact_exchange_rate",
+    _cols(
+        ("rate_date", "date", False, "the UTC day the rate is for"),
+        ("currency", "text:3", False, "ISO 4217 code; never the base currency (its rate is 1)"),
+        ("rate_to_usd", "real", False, "US dollars one unit of the currency buys on rate_date"),
+        UPDATED,
+    ),
+    ("rate_date", "currency"),
+    "Daily exchange rates against the base currency (USD). An amount is converted at the latest "
+    "rate on or up to 7 days before its day; with none, it is left out of converted totals.",
+    sort_key=("rate_date",),
+)
+
 TABLES: tuple[Table, ...] = (
     DIM_CREATOR,
     DIM_TITLE,
@@ -283,6 +306,7 @@ TABLES: tuple[Table, ...] = (
     FACT_AD,
     FACT_INTERACTION,
     FACT_PAYOUT,
+    FACT_EXCHANGE_RATE,
 )
 TABLES_BY_NAME: dict[str, Table] = {t.name: t for t in TABLES}
 VIEWER_TABLES: tuple[Table, ...] = tuple(t for t in TABLES if t.has_viewer)

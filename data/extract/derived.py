@@ -3,6 +3,16 @@
 Every builder of an extract (the demo generator, the sync, an erasure) calls
 ``build_derived(con)`` after the base tables are complete and before the extract is swapped in,
 so derived tables can never disagree with the base tables of the same file.
+
+Implausible source rows (data/extract/plausibility.py: a 68-year session, a negative price, a
+start years ahead) are left out of every derived table built from fact_view, fact_subscription
+and fact_revenue, and so out of every metric; the base tables keep them as the source has them.
+The rules about the future are judged against the extract's own clock, ``as_of`` in
+``extract_meta`` (written by the sync, and by the demo generator as the end of its last day).
+
+Money: dv_revenue carries each amount in its own currency and in US dollars at the rate of its
+day (``dv_rate_day``: the latest rate on or up to ``RATE_MAX_AGE_DAYS`` days before the day;
+NULL when there is none, never 1:1). The metric queries convert to the reporting currency.
 """
 
 from __future__ import annotations
@@ -12,9 +22,16 @@ import re
 import time as clock
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import UTC, datetime, time
 
 import duckdb
+
+from data.extract.plausibility import RULES, implausible_sql, plausible_sql
+from data.schema import BASE_CURRENCY
+
+# How old the latest rate may be for an amount's day: rates are not published on weekends and
+# holidays, so an amount on a Sunday takes Friday's; an older one is a gap, not a rate.
+RATE_MAX_AGE_DAYS = 7
 
 # The metric catalog (data/queries/metrics.py) reads these, never the base fact tables, so every metric
 # has one exact source. Each is a denormalised copy of a fact with the dimension attributes its
@@ -55,7 +72,7 @@ FROM fact_view v
 LEFT JOIN dim_title t ON t.title_id = v.title_id
 LEFT JOIN dim_viewer w ON w.viewer_key = v.viewer_key
 JOIN dv_viewer_index x ON x.viewer_key = v.viewer_key
-WHERE {where}
+WHERE {plausible:fact_view:v} AND {where}
 ORDER BY day, t.creator_id
 """
 
@@ -95,12 +112,40 @@ GROUP BY day, title_id
 ORDER BY day, title_id
 """
 
-DV_REVENUE = """
+# Each currency's rate for every day it has one: the latest valid rate dated on that day or up
+# to RATE_MAX_AGE_DAYS before. A rate that is not a positive finite number is no rate. The base
+# currency has no rows (its rate is 1).
+DV_RATE_DAY = f"""
+CREATE TABLE dv_rate_day AS
+SELECT
+    day,
+    currency,
+    arg_max(rate_to_usd, rate_date) AS rate_to_usd,
+    max(rate_date) AS rate_date
+FROM (
+    SELECT x.rate_date + CAST(k.k AS INTEGER) AS day, x.currency, x.rate_date, x.rate_to_usd
+    FROM fact_exchange_rate x CROSS JOIN range(0, {RATE_MAX_AGE_DAYS + 1}) AS k(k)
+    WHERE x.rate_to_usd > 0 AND isfinite(x.rate_to_usd) AND x.currency <> '{BASE_CURRENCY}'
+) AS r
+WHERE {{where}}
+GROUP BY day, currency
+ORDER BY day, currency
+"""
+
+# net stays in the row's currency; net_usd is the same amount in the base currency at the rate
+# of its day (NULL without one), which the metric queries sum or convert further.
+DV_REVENUE = f"""
 CREATE TABLE dv_revenue AS
 SELECT
     CAST(r.occurred_at AS DATE) AS day,
     r.stream,
     r.net,
+    r.currency,
+    CASE
+        WHEN r.currency = '{BASE_CURRENCY}' THEN CAST(r.net AS DOUBLE)
+        ELSE CAST(r.net AS DOUBLE) * x.rate_to_usd
+    END AS net_usd,
+    r.title_id,
     r.creator_id,
     w.country,
     w.age_band,
@@ -110,7 +155,8 @@ SELECT
 FROM fact_revenue r
 LEFT JOIN dim_title t ON t.title_id = r.title_id
 LEFT JOIN dim_viewer w ON w.viewer_key = r.viewer_key
-WHERE {where}
+LEFT JOIN dv_rate_day x ON x.day = CAST(r.occurred_at AS DATE) AND x.currency = r.currency
+WHERE {{plausible:fact_revenue:r}} AND {{where}}
 ORDER BY day
 """
 
@@ -124,7 +170,9 @@ ORDER BY day
 """
 
 # Subscriptions by day: a subscription is active at the end of day d when it started on or before
-# d and did not end on or before d. Price in whole cents so cumulative sums stay exact.
+# d and did not end on or before d. Price in whole cents of its currency so cumulative sums stay
+# exact (converted when a metric asks, at the rate of the day it is valued on). A viewer's first
+# subscription is the first of the plausible ones.
 DV_SUBSCRIPTION = """
 CREATE TABLE dv_subscription AS
 SELECT
@@ -133,13 +181,14 @@ SELECT
     CAST(s.started_at AS DATE) AS start_day,
     CAST(s.ended_at AS DATE) AS end_day,
     CAST(round(s.monthly_price * 100) AS BIGINT) AS price_cents,
+    s.currency,
     row_number() OVER (
         PARTITION BY s.viewer_key ORDER BY s.started_at, s.subscription_id
     ) = 1 AS is_first,
     w.country,
     w.age_band,
     w.plan AS viewer_plan
-FROM fact_subscription s
+FROM (SELECT * FROM fact_subscription s WHERE {plausible:fact_subscription:s}) AS s
 LEFT JOIN dim_viewer w ON w.viewer_key = s.viewer_key
 ORDER BY start_day
 """
@@ -188,13 +237,17 @@ ORDER BY p.first_day
 # The registry: (name, CREATE statement) in build order. A statement may reference any base table
 # and any derived table listed before it; its inputs are read from the statement itself. A
 # ``{where}`` in a statement is the slot where an incremental refresh (REFRESH below) restricts
-# the rows it re-inserts; a full build fills it with TRUE. An entry without a REFRESH rule is
-# rebuilt whole whenever one of its inputs changed, and left alone otherwise.
+# the rows it re-inserts; a full build fills it with TRUE. ``{plausible:<table>:<alias>}`` is
+# the condition that keeps the plausible rows of a base table (data/extract/plausibility.py),
+# judged against the extract's ``as_of``. An entry without a REFRESH rule is rebuilt whole
+# whenever one of its inputs changed (or, when it reads a rule about the future, the clock
+# moved), and left alone otherwise.
 DERIVED_TABLES: tuple[tuple[str, str], ...] = (
     ("dv_viewer_index", DV_VIEWER_INDEX),
     ("dv_view", DV_VIEW),
     ("dv_view_day", DV_VIEW_DAY),
     ("dv_title_day", DV_TITLE_DAY),
+    ("dv_rate_day", DV_RATE_DAY),
     ("dv_revenue", DV_REVENUE),
     ("dv_ad", DV_AD),
     ("dv_subscription", DV_SUBSCRIPTION),
@@ -202,14 +255,64 @@ DERIVED_TABLES: tuple[tuple[str, str], ...] = (
 )
 
 _META_PREFIX = "derived."
+# The clock the derived tables were last built or refreshed with ("" for none).
+_AS_OF_KEY = "derived_as_of"
+_PLACEHOLDER = re.compile(r"\{(where|plausible:([a-z_]+):([a-z_]+))\}")
+# Any clock: the SQL of the plausibility rules does not depend on its value, only on it being
+# known, so a fingerprint taken with this one covers every rule.
+_ANY_CLOCK = datetime(2000, 1, 1)
+
+
+def _render(
+    statement: str,
+    as_of: datetime | None,
+    where: str = "TRUE",
+    where_params: Sequence[object] = (),
+) -> tuple[str, list[object]]:
+    """The statement with its slots filled, and the values to bind, in the order they appear."""
+    params: list[object] = []
+
+    def fill(found: re.Match[str]) -> str:
+        if found.group(1) == "where":
+            params.extend(where_params)
+            return where
+        sql, values = plausible_sql(found.group(2), as_of, found.group(3))
+        params.extend(values)
+        return f"({sql})"
+
+    return _PLACEHOLDER.sub(fill, statement), params
 
 
 def _statement(statement: str, where: str = "TRUE") -> str:
-    return statement.replace("{where}", where)
+    """The statement without parameters (for parsing it): plausibility conditions left out."""
+    return _PLACEHOLDER.sub(lambda m: where if m.group(1) == "where" else "TRUE", statement)
 
 
 def _fingerprint(statement: str) -> str:
-    return hashlib.sha256(statement.encode()).hexdigest()[:16]
+    # Over the rules as well: a changed plausibility rule rebuilds what it filters.
+    rendered = _render(statement, _ANY_CLOCK)[0]
+    return hashlib.sha256(rendered.encode()).hexdigest()[:16]
+
+
+def _dated_inputs(statement: str) -> set[str]:
+    """Base tables the statement filters with a rule about the future (it depends on as_of)."""
+    return {
+        table
+        for table in re.findall(r"\{plausible:([a-z_]+):", statement)
+        if any(rule.dated for rule in RULES.get(table, ()))
+    }
+
+
+def extract_as_of(con: duckdb.DuckDBPyConnection) -> datetime | None:
+    """The extract's clock: ``as_of`` in extract_meta (ISO 8601; UTC, returned without a zone),
+    or None when the extract does not say. An unreadable value raises ``ValueError``."""
+    if not _has_table(con, "extract_meta"):
+        return None
+    row = con.execute("SELECT value FROM extract_meta WHERE key = 'as_of'").fetchone()
+    if row is None or row[0] in (None, ""):
+        return None
+    moment = datetime.fromisoformat(str(row[0]))
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
@@ -235,18 +338,34 @@ def _record_fingerprints(con: duckdb.DuckDBPyConnection, names: Iterable[str]) -
         )
 
 
-def _rebuild(con: duckdb.DuckDBPyConnection, name: str, statement: str) -> None:
+def _record_as_of(con: duckdb.DuckDBPyConnection, as_of: datetime | None) -> None:
+    if not _has_table(con, "extract_meta"):
+        return
+    con.execute(
+        "INSERT INTO extract_meta VALUES (?, ?) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [_AS_OF_KEY, as_of.isoformat() if as_of is not None else ""],
+    )
+
+
+def _rebuild(
+    con: duckdb.DuckDBPyConnection, name: str, statement: str, as_of: datetime | None
+) -> None:
     con.execute(f"DROP TABLE IF EXISTS {name}")
     if "{max_viewer_idx}" in statement:
         statement = statement.replace("{max_viewer_idx}", str(max_viewer_idx(con)))
-    con.execute(_statement(statement))
+    sql, params = _render(statement, as_of)
+    con.execute(sql, params)
 
 
 def build_derived(con: duckdb.DuckDBPyConnection) -> None:
-    """(Re)build every derived table from the base tables in the connection's current database."""
+    """(Re)build every derived table from the base tables in the connection's current database,
+    leaving out the rows the plausibility rules catch as of the extract's ``as_of``."""
+    as_of = extract_as_of(con)
     for name, statement in DERIVED_TABLES:
-        _rebuild(con, name, statement)
+        _rebuild(con, name, statement, as_of)
     _record_fingerprints(con, [name for name, _ in DERIVED_TABLES])
+    _record_as_of(con, as_of)
 
 
 def max_viewer_idx(con: duckdb.DuckDBPyConnection) -> int:
@@ -280,9 +399,11 @@ WHOLE = Change(whole=True)
 @dataclass(frozen=True)
 class RowDays:
     """A fact input: the days (``day``, SQL over the fact's columns) of its changed rows, old
-    and new versions, are re-inserted."""
+    and new versions, are re-inserted, with the ``span`` days after each (a rate is used for
+    the days after its own)."""
 
     day: str
+    span: int = 0
 
 
 @dataclass(frozen=True)
@@ -387,12 +508,19 @@ REFRESH: dict[str, Rule] = {
     "dv_title_day": DayRefresh(
         where="day IN (SELECT day FROM {days})", inputs={"dv_view": SameDays()}
     ),
+    "dv_rate_day": DayRefresh(
+        where="day IN (SELECT day FROM {days})",
+        inputs={"fact_exchange_rate": RowDays("rate_date", span=RATE_MAX_AGE_DAYS)},
+        # A few rows a day: rebuilding it is cheap, but would rebuild dv_revenue whole.
+        max_share=0.5,
+    ),
     "dv_revenue": DayRefresh(
         where="CAST(r.occurred_at AS DATE) IN (SELECT day FROM {days})",
         bounds="r.occurred_at",
         bounds_timestamp=True,
         inputs={
             "fact_revenue": RowDays("CAST(occurred_at AS DATE)"),
+            "dv_rate_day": SameDays(),
             "dim_title": KeyDays(
                 "title_id",
                 ("genre", "kind"),
@@ -441,14 +569,28 @@ def refresh_derived(
     result equals ``build_derived`` except that dv_viewer_index may number viewers
     differently (densely and uniquely all the same). Returns what was done per table; seconds
     per table go to ``timings`` when given.
+
+    When the extract's clock (``as_of``) moved since the last build, rows may have crossed the
+    "more than a day in the future" line without changing: the rows the plausibility rules
+    judge differently under the two clocks count as changed rows of their table, for every
+    derived table that reads such a rule (usually there are none, and nothing is redone).
     """
     done: dict[str, str] = {}
     outcome: dict[str, Change] = dict(changes)
     built = _built_fingerprints(con)
+    as_of = extract_as_of(con)
+    before = _recorded_as_of(con)
+    crossed: dict[str, str | None] = {}
     for name, statement in DERIVED_TABLES:
         started = clock.perf_counter()
         inputs = derived_inputs(con, statement) - {name}
         changed = {i: outcome[i] for i in sorted(inputs) if i in outcome}
+        if before != as_of:
+            for table in sorted(_dated_inputs(statement)):
+                if table not in crossed:
+                    crossed[table] = _crossed_rows(con, table, before, as_of)
+                if crossed[table]:
+                    changed[table] = _with_rows(con, table, changed.get(table), crossed[table])
         rule = REFRESH.get(name)
         result: Change | None
         if not _has_table(con, name) or built.get(name) != _fingerprint(statement):
@@ -463,9 +605,9 @@ def refresh_derived(
         elif isinstance(rule, AppendViewers):
             result = _append_viewers(con, name, changed)
         else:
-            result = _refresh_days(con, name, statement, rule, changed)
+            result = _refresh_days(con, name, statement, rule, changed, as_of)
         if result is None:
-            _rebuild(con, name, statement)
+            _rebuild(con, name, statement, as_of)
             _record_fingerprints(con, [name])
             result = WHOLE
             done[name] = "rebuilt"
@@ -474,7 +616,50 @@ def refresh_derived(
         outcome[name] = result
         if timings is not None:
             timings[name] = round(clock.perf_counter() - started, 3)
+    _record_as_of(con, as_of)
     return done
+
+
+def _recorded_as_of(con: duckdb.DuckDBPyConnection) -> datetime | None:
+    """The clock the derived tables were last built with (None: none, or not recorded)."""
+    if not _has_table(con, "extract_meta"):
+        return None
+    row = con.execute("SELECT value FROM extract_meta WHERE key = ?", [_AS_OF_KEY]).fetchone()
+    return datetime.fromisoformat(str(row[0])) if row and row[0] else None
+
+
+def _crossed_rows(
+    con: duckdb.DuckDBPyConnection, table: str, before: datetime | None, after: datetime | None
+) -> str | None:
+    """A temporary table of the rows of ``table`` that the plausibility rules judge
+    differently under the two clocks (a row dated between the two "a day after the clock"
+    lines), or None when there are none."""
+    old_sql, old_params = implausible_sql(table, before)
+    new_sql, new_params = implausible_sql(table, after)
+    rows = f"spotlight_crossed_{table}"
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {rows} AS SELECT * FROM {table} AS src "
+        f"WHERE ({old_sql}) <> ({new_sql})",
+        [*old_params, *new_params],
+    )
+    (n,) = con.execute(f"SELECT count(*) FROM {rows}").fetchone()
+    return rows if n else None
+
+
+def _with_rows(
+    con: duckdb.DuckDBPyConnection, table: str, change: Change | None, rows: str
+) -> Change:
+    """``change`` with ``rows`` added to its changed rows (their days are redone too)."""
+    if change is None:
+        return Change(new=rows)
+    if change.whole or not change.new:
+        return change if change.whole else Change(old=change.old, new=rows)
+    both = f"spotlight_changed_{table}"
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {both} AS "
+        f"SELECT * FROM {change.new} UNION ALL SELECT * FROM {rows}"
+    )
+    return Change(old=change.old, new=both)
 
 
 def _describe(con: duckdb.DuckDBPyConnection, change: Change) -> str:
@@ -521,6 +706,7 @@ def _refresh_days(
     statement: str,
     rule: DayRefresh,
     changed: Mapping[str, Change],
+    as_of: datetime | None = None,
 ) -> Change | None:
     """Delete and re-insert the changed days; None when the table should be rebuilt whole."""
     if "{where}" not in statement:
@@ -532,9 +718,11 @@ def _refresh_days(
         if how is None or change.whole:
             return None
         if isinstance(how, RowDays):
+            day = f"{how.day} + CAST(s.s AS INTEGER)" if how.span else how.day
+            spread = f" CROSS JOIN range(0, {int(how.span) + 1}) AS s(s)" if how.span else ""
             day_sources.append(
                 " UNION ALL ".join(
-                    f"SELECT {how.day} AS day FROM {t}" for t in (change.old, change.new) if t
+                    f"SELECT {day} AS day FROM {t}{spread}" for t in (change.old, change.new) if t
                 )
             )
         elif isinstance(how, KeyDays):
@@ -579,7 +767,7 @@ def _refresh_days(
                 if rule.bounds_timestamp
                 else [low, high]
             )
-        insert = _statement(statement, where)
+        insert, params = _render(statement, as_of, where, params)
         found = re.match(rf"\s*CREATE\s+TABLE\s+{name}\s+AS\s", insert, re.IGNORECASE)
         if found is None:
             return None

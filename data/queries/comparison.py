@@ -13,8 +13,10 @@ Definitions (METRICS.md where it has one):
   came on day 28 or later. NaN when the title is younger than 28 days or was released before the
   extract's first day (its early views are not in the data, so the share would be inflated);
 - revenue: net revenue attributed to the title (pay-per-view and ad revenue; subscription revenue
-  has no title) in the period; licensing cost per view: the title's licensing cost / its views
-  since release up to the end of the period. Money is computed only when asked for.
+  has no title) in the period, in the reporting currency at the rate of each amount's day
+  (amounts without a rate are left out, and a note says how many); licensing cost per view: the
+  title's licensing cost (catalog money: in the base currency, USD) / its views since release
+  up to the end of the period. Money is computed only when asked for.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from data.extract.derived import extract_as_of
+from data.queries import money as money_rules
 from data.queries.filters import DIMENSIONS, Filters, Scope
 from data.queries.view_filters import dv_view_where, fact_view_source, utc_bounds
 
@@ -67,6 +71,7 @@ def compare_titles(
     title_ids: tuple[int, ...] = (),
     money: bool = False,
     curve_days: int = CURVE_DAYS,
+    currency: str = money_rules.BASE_CURRENCY,
 ) -> dict[str, Any]:
     """Up to six titles side by side.
 
@@ -75,7 +80,7 @@ def compare_titles(
     - summary: one row per title the scope may see, in the order asked: title_id, name, kind,
       genre, release_date, runtime_min, starts, views, watch_hours, completion_rate,
       demand_multiplier, views_since_release, staying_power, and with ``money`` also
-      net_revenue, licensing_cost, licensing_cost_per_view;
+      net_revenue (in ``currency``), licensing_cost, licensing_cost_per_view (USD);
     - mix: title_id, dimension, value, starts, share (of the title's starts in the period);
     - curve: title_id, day (since release), views, cumulative_views;
     - notes: why a value is missing (e.g. revenue cannot be split by device).
@@ -183,7 +188,7 @@ def compare_titles(
     ]
     if money:
         summary["net_revenue"] = summary["title_id"].map(
-            _revenue(cursor, filters, scope, ids, notes)
+            _revenue(cursor, filters, scope, ids, notes, currency)
         )
         summary["licensing_cost"] = summary["licensing_cost"].astype("float64")
         summary["licensing_cost_per_view"] = summary["licensing_cost"] / summary[
@@ -239,34 +244,32 @@ def _revenue(
     scope: Scope,
     ids: list[int],
     notes: list[str],
+    currency: str,
 ) -> pd.Series:
+    """Net revenue per title in ``currency`` (dv_revenue: plausible rows, converted at each
+    amount's day); a note for the amounts left out for want of a rate."""
     outside = filters.active_dimensions - REVENUE_DIMS
     if outside:
         names = ", ".join(DIMENSIONS[d].label.lower() for d in sorted(outside))
         notes.append(f"Revenue cannot be split by {names}; it is left blank.")
         return pd.Series(math.nan, index=ids, dtype="float64")
-    columns = {
-        "country": "w.country",
-        "genre": "t.genre",
-        "kind": "t.kind",
-        "creator": "r.creator_id",
-        "plan": "w.plan",
-        "age_band": "w.age_band",
-    }
-    dims_sql, params = filters.where(columns)
-    scope_sql, scope_params = scope.where("r.creator_id")
+    source, source_params = money_rules.revenue_source(currency)
+    dims_sql, params = filters.where(money_rules.REVENUE_COLUMNS)
+    scope_sql, scope_params = scope.where("creator_id")
     marks = ", ".join("?" * len(ids))
-    frame = cursor.execute(
-        "SELECT r.title_id, sum(r.net) AS net FROM fact_revenue r "
-        "LEFT JOIN dim_title t ON t.title_id = r.title_id "
-        "LEFT JOIN dim_viewer w ON w.viewer_key = r.viewer_key "
-        f"WHERE r.occurred_at >= ? AND r.occurred_at < ? AND r.title_id IN ({marks}) "
-        f"AND {dims_sql} AND {scope_sql} GROUP BY 1",
-        [*utc_bounds(filters.start, filters.end), *ids, *params, *scope_params],
-    ).df()
-    found = dict(
-        zip(frame["title_id"].astype("int64"), frame["net"].astype("float64"), strict=True)
-    )
+    rows = cursor.execute(
+        "SELECT title_id, currency, sum(net_rep), count(*) FILTER (WHERE net_rep IS NULL) "
+        f"FROM {source} AS f WHERE day BETWEEN ? AND ? AND title_id IN ({marks}) "
+        f"AND {dims_sql} AND {scope_sql} GROUP BY ALL",
+        [*source_params, filters.start, filters.end, *ids, *params, *scope_params],
+    ).fetchall()
+    found: dict[int, float] = {}
+    missing: dict[str | None, int] = {}
+    for title_id, code, net, gap in rows:
+        found[int(title_id)] = found.get(int(title_id), 0.0) + float(net or 0.0)
+        if gap:
+            missing[code] = missing.get(code, 0) + int(gap)
+    notes.extend(f"Net revenue: {text}" for text in money_rules.gap_notes(missing))
     return pd.Series({t: found.get(t, 0.0) for t in ids}, dtype="float64")
 
 
@@ -340,7 +343,7 @@ def similarity_features(
             *dv_view_where(filters, scope, "d.")[1],
         ],
     ).df()
-    source, fwhere, fparams = fact_view_source(filters, scope)
+    source, fwhere, fparams = fact_view_source(filters, scope, extract_as_of(cursor))
     pattern = cursor.execute(
         "SELECT title_id, CASE WHEN isodow(local_at) >= 6 THEN 24 ELSE 0 END + hour(local_at) "
         "AS slot, count(*) AS starts FROM ("

@@ -13,7 +13,8 @@ from data.queries.filters import DIMENSIONS, Scope
 # dimension -> SQL listing (value, label) pairs; identifiers are fixed here, never from input.
 _OPTION_QUERIES: dict[str, str] = {
     "country": "SELECT DISTINCT country, country FROM dim_viewer ORDER BY 1",
-    "device": "SELECT DISTINCT device, device FROM fact_view ORDER BY 1",
+    # dv_view: the devices of plausible sessions (data/extract/plausibility.py), as the metrics see.
+    "device": "SELECT DISTINCT device, device FROM dv_view ORDER BY 1",
     "genre": "SELECT DISTINCT genre, genre FROM dim_title ORDER BY 1",
     "kind": "SELECT DISTINCT kind, kind FROM dim_title ORDER BY 1",
     "plan": "SELECT DISTINCT plan, plan FROM dim_viewer ORDER BY 1",

@@ -27,6 +27,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from data.extract.derived import extract_as_of
 from data.queries.filters import DIMENSIONS, Filters, Scope
 from data.queries.view_filters import dv_view_where, fact_view_source, utc_bounds
 
@@ -45,7 +46,7 @@ def local_time_heatmap(
     Always 168 rows (every weekday x hour, zero where nothing was watched), columns
     ``weekday`` (0 = Monday), ``weekday_name``, ``hour``, ``starts``, ``watch_hours``.
     """
-    source, where, params = fact_view_source(filters, scope)
+    source, where, params = fact_view_source(filters, scope, extract_as_of(cursor))
     rows = cursor.execute(
         "SELECT isodow(local_at) - 1 AS weekday, hour(local_at) AS hour, count(*) AS starts, "
         "sum(watch_seconds) / 3600.0 AS watch_hours FROM ("

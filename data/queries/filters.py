@@ -102,11 +102,17 @@ def preset_range(preset: str, anchor: date) -> tuple[date, date]:
     raise FiltersError(f"Unknown date preset {preset!r}; choose one of: {', '.join(PRESETS)}.")
 
 
-def _year_earlier(d: date) -> date:
+def year_earlier(d: date, *, first: bool) -> date:
+    """The same calendar date a year earlier, for the first (``first``) or last day of a range.
+
+    29 February has no counterpart in a year without one: a range starting on it starts on
+    1 March a year earlier, a range ending on it ends on 28 February, so that no earlier day
+    is counted in two consecutive ranges, and a range that is only 29 February maps to none.
+    """
     try:
         return d.replace(year=d.year - 1)
-    except ValueError:  # 29 February -> 28 February
-        return d.replace(year=d.year - 1, day=28)
+    except ValueError:  # 29 February
+        return date(d.year - 1, 3, 1) if first else date(d.year - 1, 2, 28)
 
 
 def _canonical_values(name: str, values: Any) -> tuple[str, ...]:
@@ -219,12 +225,15 @@ class Filters:
 
     @property
     def comparison_period(self) -> tuple[date, date] | None:
-        """The comparison range: the equal-length period directly before, or last year's dates."""
+        """The comparison range: the equal-length period directly before, or the same calendar
+        dates a year earlier (``year_earlier``); None without one, or when the period is only
+        29 February (last year has no such day)."""
         if self.comparison == "none":
             return None
         if self.comparison == "previous_period":
             return self.start - timedelta(days=self.days), self.start - timedelta(days=1)
-        return _year_earlier(self.start), _year_earlier(self.end)
+        lo, hi = year_earlier(self.start, first=True), year_earlier(self.end, first=False)
+        return (lo, hi) if lo <= hi else None
 
     # --- dimensions ------------------------------------------------------------------------------
     def values(self, dimension: str) -> tuple[str, ...]:
@@ -418,4 +427,5 @@ __all__ = [
     "Scope",
     "dimension_field",
     "preset_range",
+    "year_earlier",
 ]

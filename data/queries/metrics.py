@@ -31,10 +31,23 @@ Rules a caller can rely on:
 - A fact row whose dimension value is unknown (ad revenue has no viewer, subscription revenue
   no title) matches no filter on that dimension.
 
+- Implausible source rows (data/extract/plausibility.py) are not in the derived tables, so no
+  metric counts them.
+- Money is converted to the reporting currency (``currency``, default USD) at the rate of each
+  amount's day; an amount without a rate is left out and counted, never converted 1:1
+  (data/queries/money.py). ``kpis`` says so in its ``gap`` column.
+
 Dimension meaning by fact: ``country`` is where a session was played for views, and the
-viewer's country for subscriptions and revenue; ``plan`` is the viewer's current plan for views,
-revenue and engagement, and the subscription's own plan for new subscribers, MRR, ARPU and churn;
-``creator`` is the title's creator (revenue rows carry their own creator).
+viewer's country for subscriptions, revenue and the engagement rate (whose two sides are one
+population of subscribers, data/queries/engaged.py); ``plan`` is the viewer's current plan for
+views, revenue and engagement, and the subscription's own plan for new subscribers, MRR, ARPU
+and churn; ``creator`` is the title's creator (revenue rows carry their own creator).
+
+Comparison periods: the previous period is the same number of days directly before; the same
+period last year compares each bucket with the same calendar dates a year earlier. 29 February
+has no counterpart: a day (or bucket) that is only 29 February has no comparison value, and the
+earlier year's 29 February belongs to a bucket only when that bucket runs from 28 February to
+1 March or across them (``_series_windows``).
 """
 
 from __future__ import annotations
@@ -50,9 +63,11 @@ import numpy as np
 import pandas as pd
 
 from data.extract.derived import max_viewer_idx
-from data.queries import subscription_days, viewer_index
-from data.queries.filters import DIMENSIONS, Filters, Scope
+from data.queries import engaged as engaged_subscribers
+from data.queries import money, subscription_days, viewer_index
+from data.queries.filters import DIMENSIONS, Filters, Scope, year_earlier
 from data.queries.view_filters import DV_VIEW_COLUMNS
+from data.schema import BASE_CURRENCY
 
 Grain = Literal["day", "week", "month"]
 GRAINS: tuple[str, ...] = ("day", "week", "month")
@@ -82,12 +97,15 @@ class Metric:
     approximate: bool = False
     per_title: bool = False  # only meaningful per title (top titles, comparison)
 
-    def format(self, value: float | None) -> str:
-        """The value as shown on a card: thousands separators, unit; "—" when missing."""
+    def format(self, value: float | None, currency: str | None = None) -> str:
+        """The value as shown on a card: thousands separators, unit, and for money the
+        currency code first ("USD 1,234"); "—" when missing."""
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return "—"
         shown = value * 100 if self.unit == "%" else value
         text = self.fmt.format(shown)
+        if self.money and self.unit != "%":
+            return f"{currency or BASE_CURRENCY} {text}"
         return f"{text}{self.unit}" if self.unit in ("%", "") else f"{text} {self.unit}"
 
 
@@ -172,9 +190,11 @@ _METRICS: tuple[Metric, ...] = (
         "Engagement rate",
         "%",
         "{:.1f}",
-        "Active viewers / subscribers active at any time in the period.",
-        ("viewers", "subscribers"),
-        lambda f: _div(f["viewers"], f["subscribers"]),
+        "Subscribers with at least one start in the period / subscribers active at any time in "
+        "the period: one population (country, plan and age band are the subscriber's own; "
+        "device, genre, kind and creator filter the starts), so at most 100%.",
+        ("engaged", "subscribers"),
+        lambda f: _div(f["engaged"], f["subscribers"]),
         scoped=False,
     ),
     Metric(
@@ -182,9 +202,10 @@ _METRICS: tuple[Metric, ...] = (
         "Watch time per subscriber",
         "h",
         "{:,.2f}",
-        "Watch hours / subscribers active at any time in the period.",
-        ("watch_seconds", "subscribers"),
-        lambda f: _div(f["watch_seconds"] / 3600, f["subscribers"]),
+        "Watch hours of the subscribers active in the period / those subscribers (the "
+        "engagement rate's population).",
+        ("subscriber_watch_seconds", "subscribers"),
+        lambda f: _div(f["subscriber_watch_seconds"] / 3600, f["subscribers"]),
         scoped=False,
     ),
     Metric(
@@ -221,10 +242,11 @@ _METRICS: tuple[Metric, ...] = (
         "net_revenue",
         "Net revenue",
         "",
-        "${:,.0f}",
-        "Net revenue (gross - fees) of all streams; in a creator scope, that creator's "
-        "pay-per-view and ad revenue.",
-        ("net",),
+        "{:,.0f}",
+        "Net revenue (gross - fees) of all streams, each amount converted to the reporting "
+        "currency at the rate of its day; in a creator scope, that creator's pay-per-view and "
+        "ad revenue.",
+        ("net", "net_missing"),
         _col("net"),
         dims=ALL_DIMS - {"device"},
         money=True,
@@ -233,9 +255,9 @@ _METRICS: tuple[Metric, ...] = (
         "net_revenue_subscription",
         "Subscription revenue",
         "",
-        "${:,.0f}",
+        "{:,.0f}",
         "Net revenue from subscription charges.",
-        ("net_subscription",),
+        ("net_subscription", "net_missing"),
         _col("net_subscription"),
         dims=ALL_DIMS - {"device"},
         money=True,
@@ -245,9 +267,9 @@ _METRICS: tuple[Metric, ...] = (
         "net_revenue_ppv",
         "Pay-per-view revenue",
         "",
-        "${:,.0f}",
+        "{:,.0f}",
         "Net revenue from pay-per-view purchases.",
-        ("net_ppv",),
+        ("net_ppv", "net_missing"),
         _col("net_ppv"),
         dims=ALL_DIMS - {"device"},
         money=True,
@@ -256,9 +278,9 @@ _METRICS: tuple[Metric, ...] = (
         "net_revenue_ad",
         "Ad revenue (net)",
         "",
-        "${:,.0f}",
+        "{:,.0f}",
         "Net revenue from advertising.",
-        ("net_ad",),
+        ("net_ad", "net_missing"),
         _col("net_ad"),
         dims=ALL_DIMS - {"device"},
         money=True,
@@ -267,9 +289,9 @@ _METRICS: tuple[Metric, ...] = (
         "mrr",
         "MRR",
         "",
-        "${:,.0f}",
+        "{:,.0f}",
         "Monthly recurring revenue: sum of monthly prices of subscriptions active at the end "
-        "of the period.",
+        "of the period, converted at that day's rates.",
         ("mrr_cents",),
         _col("mrr_cents", 0.01),
         dims=_VIEWER_DIMS,
@@ -280,8 +302,8 @@ _METRICS: tuple[Metric, ...] = (
         "arpu",
         "ARPU",
         "",
-        "${:,.2f}",
-        "MRR / paying subscriptions active at the end of the period.",
+        "{:,.2f}",
+        "MRR / paying subscriptions active at the end of the period (those with a rate).",
         ("mrr_cents", "paying"),
         lambda f: _div(f["mrr_cents"] / 100, f["paying"]),
         dims=_VIEWER_DIMS,
@@ -293,9 +315,10 @@ _METRICS: tuple[Metric, ...] = (
         "Gross churn",
         "%",
         "{:.2f}",
-        "Subscriptions cancelled in the period / subscriptions active at its start.",
-        ("cancelled", "active_at_start"),
-        lambda f: _div(f["cancelled"], f["active_at_start"]),
+        "Subscriptions cancelled in the period / subscriptions at risk in it (active at its "
+        "start, or started during it), so at most 100%.",
+        ("cancelled", "active_at_start", "started"),
+        lambda f: _div(f["cancelled"], f["active_at_start"] + f["started"]),
         dims=_VIEWER_DIMS,
         higher_is_better=False,
         scoped=False,
@@ -304,10 +327,10 @@ _METRICS: tuple[Metric, ...] = (
         "cpm",
         "CPM",
         "",
-        "${:,.2f}",
-        "Ad revenue / impressions x 1000.",
-        ("ad_revenue", "impressions"),
-        lambda f: _div(f["ad_revenue"] * 1000, f["impressions"]),
+        "{:,.2f}",
+        "Ad revenue / impressions x 1000 (impressions of the days with a rate).",
+        ("ad_revenue", "priced_impressions"),
+        lambda f: _div(f["ad_revenue"] * 1000, f["priced_impressions"]),
         dims=_TITLE_DIMS,
         money=True,
     ),
@@ -357,6 +380,8 @@ class _Family:
     scope_column: str | None  # None: not attributable to creators
     aggregates: dict[str, str]  # base aggregate -> SQL over the table (flow families)
     day_column: str = "day"
+    # Money families: the relation to read for a reporting currency, instead of ``table``.
+    source: Callable[[str], tuple[str, list[Any]]] | None = None
 
 
 _FLOW_FAMILIES: dict[str, _Family] = {
@@ -380,21 +405,18 @@ _FLOW_FAMILIES: dict[str, _Family] = {
         _Family(
             "revenue",
             "dv_revenue",
-            {
-                "country": "country",
-                "genre": "genre",
-                "kind": "kind",
-                "creator": "creator_id",
-                "plan": "plan",
-                "age_band": "age_band",
-            },
+            dict(money.REVENUE_COLUMNS),
             "creator_id",
             {
-                "net": "sum(net)",
-                "net_subscription": "sum(net) FILTER (WHERE stream = 'subscription')",
-                "net_ppv": "sum(net) FILTER (WHERE stream = 'ppv')",
-                "net_ad": "sum(net) FILTER (WHERE stream = 'ad')",
+                # In the reporting currency; SUM leaves out the amounts without a rate (NULL).
+                "net": "sum(net_rep)",
+                "net_subscription": "sum(net_rep) FILTER (WHERE stream = 'subscription')",
+                "net_ppv": "sum(net_rep) FILTER (WHERE stream = 'ppv')",
+                "net_ad": "sum(net_rep) FILTER (WHERE stream = 'ad')",
+                # Amounts left out for want of a rate (which ones: money.revenue_gaps).
+                "net_missing": "count(*) FILTER (WHERE net_rep IS NULL)",
             },
+            source=money.revenue_source,
         ),
         _Family(
             "ad",
@@ -404,8 +426,10 @@ _FLOW_FAMILIES: dict[str, _Family] = {
             {
                 "impressions": "sum(impressions)",
                 "clicks": "sum(clicks)",
-                "ad_revenue": "sum(ad_revenue)",
+                "ad_revenue": "sum(ad_rep)",
+                "priced_impressions": "sum(impressions) FILTER (WHERE ad_rep IS NOT NULL)",
             },
+            source=money.ad_source,
         ),
     )
 }
@@ -423,6 +447,14 @@ _SPELL = _Family(
     None,
     {},
 )
+# Engaged subscribers (data/queries/engaged.py): grouped by the viewer's own attributes.
+_ENGAGED = _Family(
+    "engaged",
+    "dv_sub_spell",
+    dict(engaged_subscribers.VIEWER_COLUMNS),
+    None,
+    {},
+)
 _CATALOG = _Family(
     "catalog",
     "dim_title",
@@ -437,13 +469,17 @@ _BASE_FAMILY: dict[str, str] = {
     "paying": "sub",
     "cancelled": "sub",
     "active_at_start": "sub",
+    "started": "sub",
     "subscribers": "spell",
+    "engaged": "engaged",
+    "subscriber_watch_seconds": "engaged",
     "titles_available": "catalog",
 }
 _FAMILIES: dict[str, _Family] = {
     **_FLOW_FAMILIES,
     "sub": _SUB,
     "spell": _SPELL,
+    "engaged": _ENGAGED,
     "catalog": _CATALOG,
 }
 
@@ -466,14 +502,22 @@ class _Series:
     name: str  # "current" | "comparison"
     lo: date  # first day of data read
     hi: date  # last day of data read
-    shift: int  # days added to a data day to place it on the current period's timeline
+    # How a bucket's days map to this series' days: "same" (the current period), "shift" (the
+    # previous period: ``shift`` days earlier), "year" (the same calendar dates a year earlier).
+    mapping: str = "same"
+    shift: int = 0
 
 
 def _series(filters: Filters, with_comparison: bool = True) -> list[_Series]:
-    out = [_Series("current", filters.start, filters.end, 0)]
+    out = [_Series("current", filters.start, filters.end)]
     comp = filters.comparison_period if with_comparison else None
     if comp is not None:
-        out.append(_Series("comparison", comp[0], comp[1], (filters.start - comp[0]).days))
+        if filters.comparison == "same_period_last_year":
+            out.append(_Series("comparison", comp[0], comp[1], "year"))
+        else:
+            out.append(
+                _Series("comparison", comp[0], comp[1], "shift", (filters.start - comp[0]).days)
+            )
     return out
 
 
@@ -504,32 +548,19 @@ def _buckets(start: date, end: date, grain: str) -> list[tuple[date, date]]:
 
 
 def _series_windows(series: _Series, buckets: list[tuple[date, date]]) -> list[tuple[date, date]]:
-    """The data days of each bucket for one series (same buckets, moved back by the shift)."""
-    out = []
-    for i, (b0, b1) in enumerate(buckets):
-        lo = series.lo if i == 0 else max(b0 - timedelta(days=series.shift), series.lo)
-        hi = (
-            series.hi
-            if i == len(buckets) - 1
-            else min(b1 - timedelta(days=series.shift), series.hi)
-        )
-        out.append((lo, hi))
-    return out
+    """The data days [lo, hi] of each bucket for one series; lo > hi when it has none.
 
-
-def _bucket_sql(grain: str, series: _Series, filters: Filters, day: str) -> tuple[str, list[Any]]:
-    """SQL placing a data day in its bucket of the current timeline (same as ``_buckets``)."""
-    if grain == "period":
-        return "CAST(? AS DATE)", [filters.start]
-    mapped = f"least(CAST({day} + CAST(? AS INTEGER) AS DATE), CAST(? AS DATE))"
-    params: list[Any] = [series.shift, filters.end]
-    if grain == "day":
-        return mapped, params
-    part = {"week": "week", "month": "month"}[grain]  # allowlisted literal
-    return (
-        f"greatest(CAST(date_trunc('{part}', {mapped}) AS DATE), CAST(? AS DATE))",
-        [*params, filters.start],
-    )
+    The previous period moves every bucket back by the period's length. The same period last
+    year takes the same calendar dates a year earlier (``filters.year_earlier``): 29 February
+    has no counterpart, so a bucket that is only 29 February has no days, and the earlier
+    year's 29 February is in a bucket only when the bucket spans the end of February.
+    """
+    if series.mapping == "same":
+        return list(buckets)
+    if series.mapping == "shift":
+        step = timedelta(days=series.shift)
+        return [(b0 - step, b1 - step) for b0, b1 in buckets]
+    return [(year_earlier(b0, first=True), year_earlier(b1, first=False)) for b0, b1 in buckets]
 
 
 # --- computing base aggregates -------------------------------------------------------------------
@@ -563,6 +594,7 @@ def _flow_records(
     grain: str,
     by: str | None,
     series_list: list[_Series],
+    currency: str = BASE_CURRENCY,
 ) -> _Records:
     """Sums and exact distinct counts per (series, bucket, key), one query for all series.
 
@@ -576,7 +608,9 @@ def _flow_records(
             return _index_flow_records(
                 index, cursor, family, aggregates, filters, scope, grain, by, series_list
             )
-    return _sql_flow_records(cursor, family, aggregates, filters, scope, grain, by, series_list)
+    return _sql_flow_records(
+        cursor, family, aggregates, filters, scope, grain, by, series_list, currency
+    )
 
 
 def _family_conditions(family: _Family, filters: Filters) -> dict[str, tuple[str, ...]]:
@@ -628,11 +662,18 @@ def _sql_flow_records(
     grain: str,
     by: str | None,
     series_list: list[_Series],
+    currency: str = BASE_CURRENCY,
 ) -> _Records:
+    """The flow family's aggregates in SQL: one part per series, each bounded by its own days
+    (so DuckDB reads only their row groups); a part groups its rows into buckets by joining a
+    small table of (data day, bucket) made from ``_series_windows``, so any mapping of days to
+    buckets (a shift, the calendar a year earlier) is the same one the other paths use."""
     where, where_params = _family_where(family, filters, scope)
     key_sql = _key_sql(family, by)
     select_aggs = ", ".join(f"{family.aggregates[a]} AS {a}" for a in aggregates)
-    table = family.table
+    table, table_params = family.table, []
+    if family.source is not None:
+        table, table_params = family.source(currency)
     if (
         family.name == "view"
         and by is None
@@ -646,16 +687,46 @@ def _sql_flow_records(
     elif "{max_viewer_idx}" in select_aggs:
         # bitstring_agg needs its range as constants: an integer read from the extract itself.
         select_aggs = select_aggs.replace("{max_viewer_idx}", str(max_viewer_idx(cursor)))
-    parts, params = [], []
+    buckets = _buckets(filters.start, filters.end, grain)
+    day = family.day_column
+    parts: list[str] = []
+    params: list[Any] = []
     for i, series in enumerate(series_list):
-        bucket_sql, bucket_params = _bucket_sql(grain, series, filters, family.day_column)
+        windows = [
+            (b0, a, b)
+            for (b0, _b1), (a, b) in zip(buckets, _series_windows(series, buckets), strict=True)
+            if a <= b
+        ]
+        if not windows:
+            continue
+        lo, hi = min(w[1] for w in windows), max(w[2] for w in windows)
         # The series index is a literal from this loop, never input.
-        parts.append(
-            f"SELECT {i} AS s, {bucket_sql} AS bucket, {key_sql} AS key, {select_aggs} "
-            f"FROM {table} WHERE {family.day_column} BETWEEN ? AND ? AND {where} "
-            "GROUP BY ALL"
-        )
-        params += [*bucket_params, series.lo, series.hi, *where_params]
+        if len(windows) == 1:
+            bucket_sql, join, bucket_params = "CAST(? AS DATE)", "", [windows[0][0]]
+        else:
+            days = [
+                (a + timedelta(days=k), b0) for b0, a, b in windows for k in range((b - a).days + 1)
+            ]
+            bucket_sql = "m.bucket"
+            join = (
+                "JOIN (SELECT unnest(?::DATE[]) AS day, unnest(?::DATE[]) AS bucket) AS m "
+                f"ON m.day = f.{day} "
+            )
+            bucket_params = [[d for d, _ in days], [b for _, b in days]]
+        if join:
+            parts.append(
+                f"SELECT {i} AS s, {bucket_sql} AS bucket, {key_sql} AS key, {select_aggs} "
+                f"FROM {table} AS f {join}WHERE f.{day} BETWEEN ? AND ? AND {where} GROUP BY ALL"
+            )
+            params += [*table_params, *bucket_params, lo, hi, *where_params]
+        else:
+            parts.append(
+                f"SELECT {i} AS s, {bucket_sql} AS bucket, {key_sql} AS key, {select_aggs} "
+                f"FROM {table} AS f WHERE f.{day} BETWEEN ? AND ? AND {where} GROUP BY ALL"
+            )
+            params += [*bucket_params, *table_params, lo, hi, *where_params]
+    if not parts:
+        return {}
     out: _Records = {}
     for row in cursor.execute(" UNION ALL ".join(parts), params).fetchall():
         values = {
@@ -680,61 +751,36 @@ def _hist_records(
     scope: Scope,
     by: str | None,
     windows: list[_Window],
+    currency: str = BASE_CURRENCY,
+    gaps: dict[tuple[str, date, Any], dict[str | None, int]] | None = None,
 ) -> _Records:
     """Point-in-time and range aggregates for every window, exactly, from per-day histograms.
 
     The histograms (starts and ends per day, for the filtered rows) have one row per day and
     key, so evaluating hundreds of windows against them is cheap whatever the table size.
+    Subscription money is kept per currency and converted at the rate of each window's last
+    day; subscriptions in a currency without a rate that day are left out of MRR and paying
+    and counted in ``gaps`` (per record key). Every window must have a <= b.
     """
     where, params = _family_where(family, filters, scope)
+    if family is _SUB:
+        by_currency = bool({"mrr_cents", "paying"} & set(aggregates))
+        subs = _sub_windows(cursor, filters, by, windows, where, params, by_currency)
+        return _sub_records(cursor, subs, windows, aggregates, currency, gaps)
     rollup = None
-    if family in (_SUB, _SPELL) and by is None and where == "TRUE" and not params:
+    if family is _SPELL and by is None and where == "TRUE" and not params:
         rollup = subscription_days.for_cursor(cursor)
-    elif family in (_SUB, _SPELL) and by is None:
+    elif family is _SPELL and by is None:
         rows_index = subscription_days.rows_for_cursor(cursor)
         if rows_index is not None:
-            conditions = _family_conditions(family, filters)
-            rollup = rows_index.filtered(family.name, conditions)
+            rollup = rows_index.filtered(family.name, _family_conditions(family, filters))
     if rollup is not None:
-        rows: list[tuple[Any, ...]] = []
-        for wid, (_series, _bucket, a, b) in enumerate(windows):
-            if family is _SUB:
-                values = rollup.subscription_window(a, b)
-                rows.append((wid, None, *(values[n] for n in _SUB_NAMES)))
-            else:
-                rows.append((wid, None, rollup.subscribers(a, b)))
-        return _hist_output(
-            rows, _SUB_NAMES if family is _SUB else ["subscribers"], windows, aggregates
-        )
+        rows = [(wid, None, rollup.subscribers(a, b)) for wid, (_s, _b, a, b) in enumerate(windows)]
+        return _hist_output(rows, ["subscribers"], windows, aggregates)
     key_sql = _key_sql(family, by)
     w_sql, w_params = _windows_cte(windows)
     max_day = max(w[3] for w in windows)
-    if family is _SUB:
-        sql = f"""
-        WITH {w_sql},
-        h AS (
-            SELECT {key_sql} AS key, start_day AS day, count(*) AS n_start,
-                sum(price_cents) AS cents_start,
-                count(*) FILTER (WHERE price_cents > 0) AS paying_start,
-                count(*) FILTER (WHERE is_first) AS first_start,
-                0 AS n_end, 0 AS cents_end, 0 AS paying_end
-            FROM dv_subscription WHERE start_day <= ? AND {where} GROUP BY ALL
-            UNION ALL
-            SELECT {key_sql}, end_day, 0, 0, 0, 0, count(*), sum(price_cents),
-                count(*) FILTER (WHERE price_cents > 0)
-            FROM dv_subscription WHERE end_day <= ? AND {where} GROUP BY ALL
-        )
-        SELECT w.wid, h.key,
-            coalesce(sum(first_start) FILTER (WHERE day BETWEEN w.a AND w.b), 0),
-            coalesce(sum(cents_start - cents_end) FILTER (WHERE day <= w.b), 0),
-            coalesce(sum(paying_start - paying_end) FILTER (WHERE day <= w.b), 0),
-            coalesce(sum(n_end) FILTER (WHERE day BETWEEN w.a AND w.b), 0),
-            coalesce(sum(n_start - n_end) FILTER (WHERE day < w.a), 0)
-        FROM w CROSS JOIN h GROUP BY ALL
-        """
-        names = _SUB_NAMES
-        all_params = [*w_params, max_day, *params, max_day, *params]
-    elif family is _SPELL:
+    if family is _SPELL:
         sql = f"""
         WITH {w_sql},
         h AS (
@@ -777,7 +823,111 @@ def _hist_records(
     return _hist_output(cursor.execute(sql, all_params).fetchall(), names, windows, aggregates)
 
 
-_SUB_NAMES = ["new_subscribers", "mrr_cents", "paying", "cancelled", "active_at_start"]
+def _sub_windows(
+    cursor: duckdb.DuckDBPyConnection,
+    filters: Filters,
+    by: str | None,
+    windows: list[_Window],
+    where: str,
+    params: list[Any],
+    by_currency: bool = True,
+) -> dict[tuple[int, Any], subscription_days.SubscriptionWindow]:
+    """The subscription family's aggregates per (window id, key), money per currency: from the
+    in-memory histograms when they can answer, else in SQL (split by currency only when the
+    money is asked for: the split multiplies the histogram rows every window is summed over)."""
+    rollup = None
+    if by is None and where == "TRUE" and not params:
+        rollup = subscription_days.for_cursor(cursor)
+    elif by is None:
+        rows_index = subscription_days.rows_for_cursor(cursor)
+        if rows_index is not None:
+            rollup = rows_index.filtered("sub", _family_conditions(_SUB, filters))
+    if rollup is not None:
+        return {
+            (wid, None): rollup.subscription_window(a, b)
+            for wid, (_s, _b, a, b) in enumerate(windows)
+        }
+    key_sql = _key_sql(_SUB, by)
+    w_sql, w_params = _windows_cte(windows)
+    max_day = max(w[3] for w in windows)
+    currency = "currency" if by_currency else "NULL::VARCHAR"
+    sql = f"""
+    WITH {w_sql},
+    h AS (
+        SELECT {key_sql} AS key, {currency} AS currency, start_day AS day, count(*) AS n_start,
+            sum(price_cents) AS cents_start,
+            count(*) FILTER (WHERE price_cents > 0) AS paying_start,
+            count(*) FILTER (WHERE is_first) AS first_start,
+            0 AS n_end, 0 AS cents_end, 0 AS paying_end
+        FROM dv_subscription WHERE start_day <= ? AND {where} GROUP BY ALL
+        UNION ALL
+        SELECT {key_sql}, {currency}, end_day, 0, 0, 0, 0, count(*), sum(price_cents),
+            count(*) FILTER (WHERE price_cents > 0)
+        FROM dv_subscription WHERE end_day <= ? AND {where} GROUP BY ALL
+    )
+    SELECT w.wid, h.key, h.currency,
+        coalesce(sum(first_start) FILTER (WHERE day BETWEEN w.a AND w.b), 0),
+        coalesce(sum(n_start) FILTER (WHERE day BETWEEN w.a AND w.b), 0),
+        coalesce(sum(n_end) FILTER (WHERE day BETWEEN w.a AND w.b), 0),
+        coalesce(sum(n_start - n_end) FILTER (WHERE day < w.a), 0),
+        coalesce(sum(cents_start - cents_end) FILTER (WHERE day <= w.b), 0),
+        coalesce(sum(paying_start - paying_end) FILTER (WHERE day <= w.b), 0)
+    FROM w CROSS JOIN h GROUP BY ALL
+    """
+    rows = cursor.execute(sql, [*w_params, max_day, *params, max_day, *params]).fetchall()
+    parts: dict[tuple[int, Any], list[tuple[Any, ...]]] = {}
+    for row in rows:
+        parts.setdefault((row[0], row[1]), []).append(row[2:])
+    return {
+        key: subscription_days.SubscriptionWindow(
+            new_subscribers=float(sum(r[1] for r in found)),
+            started=float(sum(r[2] for r in found)),
+            cancelled=float(sum(r[3] for r in found)),
+            active_at_start=float(sum(r[4] for r in found)),
+            money={r[0]: (float(r[5]), float(r[6])) for r in found},
+        )
+        for key, found in parts.items()
+    }
+
+
+def _sub_records(
+    cursor: duckdb.DuckDBPyConnection,
+    subs: Mapping[tuple[int, Any], subscription_days.SubscriptionWindow],
+    windows: list[_Window],
+    aggregates: list[str],
+    currency: str,
+    gaps: dict[tuple[str, date, Any], dict[str | None, int]] | None,
+) -> _Records:
+    """Subscription records, MRR converted at the rate of each window's last day."""
+    factors: dict[tuple[date, str], float] = {}
+    if {"mrr_cents", "paying"} & set(aggregates):
+        currencies = {c for sw in subs.values() for c in sw.money if c is not None}
+        factors = money.rate_factors(cursor, {w[3] for w in windows}, currencies, currency)
+    out: _Records = {}
+    for (wid, key), sw in subs.items():
+        series, bucket, _a, b = windows[wid]
+        cents = paying = 0.0
+        missing: dict[str | None, int] = {}
+        for cur, (amount, count) in sw.money.items():
+            factor = factors.get((b, cur), math.nan) if cur is not None else math.nan
+            if math.isnan(factor):
+                if count:
+                    missing[cur] = missing.get(cur, 0) + int(count)
+                continue
+            cents += amount * factor
+            paying += count
+        values = {
+            "new_subscribers": sw.new_subscribers,
+            "started": sw.started,
+            "cancelled": sw.cancelled,
+            "active_at_start": sw.active_at_start,
+            "mrr_cents": cents,
+            "paying": paying,
+        }
+        out[(series, bucket, key)] = {n: values[n] for n in aggregates}
+        if gaps is not None and missing and {"mrr_cents", "paying"} & set(aggregates):
+            gaps[(series, bucket, key)] = missing
+    return out
 
 
 def _hist_output(
@@ -786,11 +936,8 @@ def _hist_output(
     """Records from (window id, key, values in ``names`` order) rows."""
     out: _Records = {}
     for row in rows:
-        series, bucket, a, b = windows[row[0]]
+        series, bucket, _a, _b = windows[row[0]]
         values = {n: float(v) for n, v in zip(names, row[2:], strict=True)}
-        if a > b:
-            # An empty window (a comparison one day shorter than the period) has no flows.
-            values.update({n: 0.0 for n in ("new_subscribers", "cancelled") if n in values})
         out[(series, bucket, row[1])] = {n: values[n] for n in aggregates}
     return out
 
@@ -834,8 +981,15 @@ def _compute(
     grain: str = "period",
     by: str | None = None,
     with_comparison: bool = True,
+    currency: str = BASE_CURRENCY,
+    gaps: dict[tuple[str, date, Any], dict[str | None, int]] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, str]]:
-    """Metric values per (series, bucket, key), and a note per metric that is not available."""
+    """Metric values per (series, bucket, key), and a note per metric that is not available.
+
+    A bucket whose comparison has no days (only 29 February, compared with a year without
+    one) has NaN for every metric of that series. ``gaps`` collects, per record, the
+    subscriptions left out of MRR for want of a rate."""
+    money.check_currency(currency)
     notes = _notes(filters, scope, metric_ids, by)
     series_list = _series(filters, with_comparison)
     buckets = _buckets(filters.start, filters.end, grain)
@@ -844,6 +998,8 @@ def _compute(
         for s in series_list
         for b, w in zip(buckets, _series_windows(s, buckets), strict=True)
     ]
+    live = [w for w in windows if w[2] <= w[3]]
+    empty = {(w[0], w[1]) for w in windows if w[2] > w[3]}
     wanted = [mid for mid in metric_ids if mid not in notes]
     needed = _needed(wanted)
     found: list[tuple[_Records, list[str], bool]] = []
@@ -854,9 +1010,15 @@ def _compute(
         if not groupable:
             continue
         if fam_name in _FLOW_FAMILIES:
-            records = _flow_records(cursor, family, aggs, filters, scope, grain, by, series_list)
+            records = _flow_records(
+                cursor, family, aggs, filters, scope, grain, by, series_list, currency
+            )
+        elif not live:
+            records = {}
+        elif family is _ENGAGED:
+            records = engaged_subscribers.records(cursor, filters, scope, live, by, aggs)
         else:
-            records = _hist_records(cursor, family, aggs, filters, scope, by, windows)
+            records = _hist_records(cursor, family, aggs, filters, scope, by, live, currency, gaps)
         found.append((records, aggs, True))
     # The full grid: every series and bucket is present even when no row fell into it, and sums
     # over no rows are zero, not missing.
@@ -871,9 +1033,10 @@ def _compute(
             for key in keys:
                 row: dict[str, Any] = {"series": s.name, "bucket": b0, "key": key}
                 row.update(dict.fromkeys(all_aggs, math.nan))
-                for records, aggs, _ in found:
-                    values = records.get((s.name, b0, key))
-                    row.update(values if values is not None else dict.fromkeys(aggs, 0.0))
+                if (s.name, b0) not in empty:
+                    for records, aggs, _ in found:
+                        values = records.get((s.name, b0, key))
+                        row.update(values if values is not None else dict.fromkeys(aggs, 0.0))
                 rows.append(row)
     aggregates = {a: np.asarray([r[a] for r in rows], dtype=np.float64) for a in all_aggs}
     aggregates["mean_views"] = np.full(len(rows), math.nan)
@@ -898,11 +1061,22 @@ def _compute(
 
 # --- public queries ------------------------------------------------------------------------------
 def data_bounds(cursor: duckdb.DuckDBPyConnection) -> tuple[date, date] | None:
-    """The first and last UTC day with a view session, or None for an extract without views."""
+    """The first and last UTC day with a view session, or None for an extract without views.
+
+    Only plausible sessions count (dv_view leaves out the rest): a session dated more than a
+    day after the extract's clock (``as_of``) never moves the anchor of the date presets."""
     row = cursor.execute("SELECT min(day), max(day) FROM dv_view").fetchone()
     if row is None or row[0] is None:
         return None
     return row[0], row[1]
+
+
+_REVENUE_STREAMS: dict[str, str | None] = {
+    "net_revenue": None,
+    "net_revenue_subscription": "subscription",
+    "net_revenue_ppv": "ppv",
+    "net_revenue_ad": "ad",
+}
 
 
 def kpis(
@@ -910,16 +1084,26 @@ def kpis(
     filters: Filters,
     scope: Scope,
     metrics: Sequence[str] = OVERVIEW_KPIS,
+    currency: str = BASE_CURRENCY,
 ) -> pd.DataFrame:
     """One row per requested metric, in the order asked.
 
     Columns: metric, label, unit, value, comparison (NaN without a comparison period), change
     (value - comparison), change_pct (change / |comparison|, NaN when comparison is 0),
-    higher_is_better, money, definition, note (why a value is missing, else "").
+    higher_is_better, money, currency (the reporting currency of a money metric, else ""),
+    definition, note (why a value is missing, else ""), gap (for a money metric: the amounts
+    of the period left out for want of an exchange rate, else "").
     Money metrics are computed only when asked for: the caller passes what the role may see.
     """
-    values, notes = _compute(cursor, filters, scope, metrics, grain="period")
+    gaps: dict[tuple[str, date, Any], dict[str | None, int]] = {}
+    values, notes = _compute(
+        cursor, filters, scope, metrics, grain="period", currency=currency, gaps=gaps
+    )
     current = values[values["series"] == "current"]
+    revenue_missing = float(current["net_missing"].iloc[0]) if "net_missing" in current else 0.0
+    gap_text = _gap_texts(
+        cursor, filters, scope, metrics, notes, currency, gaps, revenue_missing > 0
+    )
     comparison = values[values["series"] == "comparison"]
     rows = []
     for mid in metrics:
@@ -938,11 +1122,49 @@ def kpis(
                 "change_pct": change / abs(c) if c and not math.isnan(c) else math.nan,
                 "higher_is_better": m.higher_is_better,
                 "money": m.money,
+                "currency": currency if m.money and m.unit != "%" else "",
                 "definition": m.definition,
                 "note": notes.get(mid, ""),
+                "gap": gap_text.get(mid, ""),
             }
         )
     return pd.DataFrame(rows)
+
+
+def _gap_texts(
+    cursor: duckdb.DuckDBPyConnection,
+    filters: Filters,
+    scope: Scope,
+    metric_ids: Sequence[str],
+    notes: Mapping[str, str],
+    currency: str,
+    sub_gaps: Mapping[tuple[str, date, Any], Mapping[str | None, int]],
+    revenue_missing: bool,
+) -> dict[str, str]:
+    """For each money metric of the period with amounts left out for want of a rate, the
+    sentences that say so (data/queries/money.py ``gap_notes``). Which revenue amounts are
+    asked only when the metric query counted some (``revenue_missing``)."""
+    shown = [mid for mid in metric_ids if mid not in notes]
+    out: dict[str, str] = {}
+    if revenue_missing and any(mid in _REVENUE_STREAMS for mid in shown):
+        by_stream = money.revenue_gaps(cursor, filters, scope, currency)
+        for mid in shown:
+            if mid not in _REVENUE_STREAMS:
+                continue
+            stream = _REVENUE_STREAMS[mid]
+            missing: dict[str | None, int] = {}
+            for name, per_currency in by_stream.items():
+                if stream is None or name == stream:
+                    for code, n in per_currency.items():
+                        missing[code] = missing.get(code, 0) + n
+            out[mid] = " ".join(money.gap_notes(missing))
+    if "cpm" in shown:
+        out["cpm"] = " ".join(money.gap_notes(money.ad_gaps(cursor, filters, scope, currency)))
+    period = sub_gaps.get(("current", filters.start, None), {})
+    for mid in ("mrr", "arpu"):
+        if mid in shown:
+            out[mid] = " ".join(money.gap_notes(period))
+    return {mid: text for mid, text in out.items() if text}
 
 
 def trend(
@@ -951,18 +1173,20 @@ def trend(
     scope: Scope,
     grain: Grain = "day",
     metrics: Sequence[str] = ("views",),
+    currency: str = BASE_CURRENCY,
 ) -> pd.DataFrame:
     """Long table: one row per (bucket, metric) over the filtered period.
 
     Columns: bucket (first day of the bucket, clipped to the period), bucket_end, days, metric,
     value, comparison. Weeks run Monday-Sunday and months are calendar months, clipped at the
-    period's ends. ``comparison`` is the comparison period's value for the same bucket when its
-    days are moved forward onto this period (previous period: by its length; last year: by the
-    days between the starts), so the two lines overlay; NaN without a comparison.
+    period's ends. ``comparison`` is the comparison period's value for the same bucket (previous
+    period: the bucket's days moved back by the period's length; last year: the same calendar
+    dates a year earlier, so one day compares with one day, and 29 February with nothing), so
+    the two lines overlay; NaN without a comparison. Money in ``currency``.
     """
     if grain not in GRAINS:
         raise ValueError(f"grain must be one of {GRAINS}, not {grain!r}")
-    values, _notes = _compute(cursor, filters, scope, metrics, grain=grain)
+    values, _notes = _compute(cursor, filters, scope, metrics, grain=grain, currency=currency)
     buckets = _buckets(filters.start, filters.end, grain)
     # Plain dicts per metric: pandas' scalar lookups cost ~10 ms per 100-bucket trend.
     cur = values[values["series"] == "current"]
@@ -991,17 +1215,26 @@ def breakdown(
     scope: Scope,
     dimension: str,
     metrics: Sequence[str] = ("views", "watch_hours", "active_viewers"),
+    currency: str = BASE_CURRENCY,
 ) -> pd.DataFrame:
     """One row per value of an allowlisted dimension in the period, sorted by the first metric.
 
     Columns: key (the dimension value as text; None where unknown), label (creator names for
     ``creator``, else the value), then one column per metric. A metric that cannot be split by
-    the dimension is NaN. Rows come only from data the filters and scope select.
+    the dimension is NaN. Rows come only from data the filters and scope select. Money in
+    ``currency``.
     """
     if dimension not in BREAKDOWN_DIMENSIONS:
         raise KeyError(f"unknown dimension {dimension!r}")
     values, _notes = _compute(
-        cursor, filters, scope, metrics, grain="period", by=dimension, with_comparison=False
+        cursor,
+        filters,
+        scope,
+        metrics,
+        grain="period",
+        by=dimension,
+        with_comparison=False,
+        currency=currency,
     )
     out = values[["key", *metrics]].copy()
     out["label"] = out["key"]

@@ -9,8 +9,10 @@ window is then a few lookups. Filtered queries still build their histograms in S
 Definitions are those of ``_hist_records`` (and METRICS.md), window [a, b] in days:
 
 - new_subscribers: first-ever subscriptions started in [a, b];
-- mrr_cents, paying: price and count of subscriptions active at the end of b (started on or
-  before b, not ended on or before b);
+- started: subscriptions started in [a, b];
+- money at b, per currency: price (cents of that currency) and count of the paying
+  subscriptions active at the end of b (started on or before b, not ended on or before b);
+  converted by the caller at b's rates;
 - cancelled: subscriptions that ended in [a, b];
 - active_at_start: subscriptions active at the end of a - 1;
 - subscribers: distinct viewers subscribed at any time in [a, b] = spells that start on or
@@ -30,22 +32,25 @@ from data.extract import build_cache
 
 _EPOCH = date(1970, 1, 1)
 
+# Per day and currency; the columns of one currency are those of ``_COLUMNS``.
 _SUB_SQL = """
-SELECT day, sum(n_start), sum(cents_start), sum(paying_start), sum(first_start),
+SELECT day, currency, sum(n_start), sum(cents_start), sum(paying_start), sum(first_start),
     sum(n_end), sum(cents_end), sum(paying_end)
 FROM (
-    SELECT start_day AS day, count(*) AS n_start, sum(price_cents) AS cents_start,
+    SELECT start_day AS day, currency, count(*) AS n_start, sum(price_cents) AS cents_start,
         count(*) FILTER (WHERE price_cents > 0) AS paying_start,
         count(*) FILTER (WHERE is_first) AS first_start,
         0 AS n_end, 0 AS cents_end, 0 AS paying_end
-    FROM dv_subscription WHERE start_day IS NOT NULL GROUP BY 1
+    FROM dv_subscription WHERE start_day IS NOT NULL GROUP BY ALL
     UNION ALL
-    SELECT end_day, 0, 0, 0, 0, count(*), sum(price_cents),
+    SELECT end_day, currency, 0, 0, 0, 0, count(*), sum(price_cents),
         count(*) FILTER (WHERE price_cents > 0)
-    FROM dv_subscription WHERE end_day IS NOT NULL GROUP BY 1
+    FROM dv_subscription WHERE end_day IS NOT NULL GROUP BY ALL
 )
-GROUP BY day ORDER BY day
+GROUP BY ALL ORDER BY day
 """
+_COLUMNS = 7
+N_START, CENTS_START, PAYING_START, FIRST_START, N_END, CENTS_END, PAYING_END = range(_COLUMNS)
 
 _SPELL_SQL = """
 SELECT day, sum(n_first), sum(n_last)
@@ -86,39 +91,59 @@ class _Cumulated:
 
 @dataclass
 class SubscriptionDays:
-    """Cumulated unfiltered subscription and spell histograms of one extract build."""
+    """Cumulated unfiltered subscription and spell histograms of one extract build.
+
+    ``subs`` has ``_COLUMNS`` columns per currency of ``currencies`` (currency-major)."""
 
     subs: _Cumulated
     spells: _Cumulated
     gap_last: np.ndarray  # a gap's last subscribed day, sorted
     gap_next: np.ndarray  # the first day of the same viewer's next spell
+    currencies: tuple[str | None, ...] = ()
 
     @classmethod
     def load(cls, cursor: duckdb.DuckDBPyConnection) -> SubscriptionDays:
         sub_rows = cursor.execute(_SUB_SQL).fetchall()
         spell_rows = cursor.execute(_SPELL_SQL).fetchall()
         gaps = cursor.execute(_GAP_SQL).fetchall()
-        sub_values = np.asarray([r[1:] for r in sub_rows], dtype=np.int64).reshape(-1, 7)
+        currencies = tuple(sorted({r[1] for r in sub_rows}, key=lambda c: (c is None, str(c))))
+        slot = {c: i for i, c in enumerate(currencies)}
+        days = sorted({r[0] for r in sub_rows})
+        row_of = {d: i for i, d in enumerate(days)}
+        sub_values = np.zeros((len(days), _COLUMNS * len(currencies)), dtype=np.int64)
+        for r in sub_rows:
+            k = slot[r[1]] * _COLUMNS
+            sub_values[row_of[r[0]], k : k + _COLUMNS] = [int(v or 0) for v in r[2:]]
         spell_values = np.asarray([r[1:] for r in spell_rows], dtype=np.int64).reshape(-1, 2)
         return cls(
-            subs=_Cumulated(_days([r[0] for r in sub_rows]), sub_values),
+            subs=_Cumulated(_days(days), sub_values),
             spells=_Cumulated(_days([r[0] for r in spell_rows]), spell_values),
             gap_last=_days([g[0] for g in gaps]),
             gap_next=_days([g[1] for g in gaps]),
+            currencies=currencies,
         )
 
-    def subscription_window(self, a: date, b: date) -> dict[str, float]:
-        """new_subscribers, mrr_cents, paying, cancelled and active_at_start for [a, b]."""
+    def subscription_window(self, a: date, b: date) -> SubscriptionWindow:
+        """The subscription aggregates of [a, b]; money per currency (see the module)."""
         lo, hi = (a - _EPOCH).days, (b - _EPOCH).days
-        n_start, cents_start, paying_start, first_start, n_end, cents_end, paying_end = range(7)
-        at_b, before_a = self.subs.upto(hi), self.subs.upto(lo - 1)
-        return {
-            "new_subscribers": float(at_b[first_start] - before_a[first_start]),
-            "mrr_cents": float(at_b[cents_start] - at_b[cents_end]),
-            "paying": float(at_b[paying_start] - at_b[paying_end]),
-            "cancelled": float(at_b[n_end] - before_a[n_end]),
-            "active_at_start": float(before_a[n_start] - before_a[n_end]),
-        }
+        at_b = self.subs.upto(hi).reshape(-1, _COLUMNS)
+        before_a = self.subs.upto(lo - 1).reshape(-1, _COLUMNS)
+        if not len(self.currencies):
+            at_b = before_a = np.zeros((0, _COLUMNS), dtype=np.int64)
+        total_b, total_a = at_b.sum(axis=0), before_a.sum(axis=0)
+        return SubscriptionWindow(
+            new_subscribers=float(total_b[FIRST_START] - total_a[FIRST_START]),
+            started=float(total_b[N_START] - total_a[N_START]),
+            cancelled=float(total_b[N_END] - total_a[N_END]),
+            active_at_start=float(total_a[N_START] - total_a[N_END]),
+            money={
+                c: (
+                    float(at_b[i, CENTS_START] - at_b[i, CENTS_END]),
+                    float(at_b[i, PAYING_START] - at_b[i, PAYING_END]),
+                )
+                for i, c in enumerate(self.currencies)
+            },
+        )
 
     def subscribers(self, a: date, b: date) -> float:
         """Distinct viewers subscribed at any time in [a, b]."""
@@ -133,23 +158,48 @@ class SubscriptionDays:
         return float(first_by_b - ended_before_a - gaps)
 
 
+@dataclass(frozen=True)
+class SubscriptionWindow:
+    """Subscription aggregates of one window [a, b]; ``money``: currency -> (cents of that
+    currency, paying subscriptions) of the subscriptions active at the end of b."""
+
+    new_subscribers: float
+    started: float
+    cancelled: float
+    active_at_start: float
+    money: dict[str | None, tuple[float, float]]
+
+
 # Days at or after this are "never" (an open spell's 9999-12-31): they end nothing in a window.
 _NEVER = (date(9000, 1, 1) - _EPOCH).days
 # Filtered histograms are dense over the days the rows span; a wider span is left to SQL.
 _MAX_SPAN_DAYS = 100_000
 
 
-def _histogram(days: np.ndarray, columns: list[np.ndarray], low: int) -> _Cumulated:
-    """Per-day sums of ``columns`` over the given days (dense from ``low``), cumulated."""
+def _histogram(
+    days: np.ndarray,
+    columns: list[np.ndarray],
+    low: int,
+    group: np.ndarray | None = None,
+    groups: int = 1,
+) -> _Cumulated:
+    """Per-day sums of ``columns`` over the given days (dense from ``low``), cumulated; with
+    ``group`` (0 .. groups - 1 per row) the columns repeat per group, group-major."""
     keep = days < _NEVER
     at = days[keep] - low
     size = int(at.max()) + 1 if len(at) else 0
-    values = np.zeros((size, len(columns)), dtype=np.int64)
+    slot = at * groups + (group[keep] if group is not None else 0)
+    values = np.zeros((size, groups, len(columns)), dtype=np.int64)
     for j, column in enumerate(columns):
-        values[:, j] = (
-            np.bincount(at, weights=column[keep], minlength=size).round().astype(np.int64)
+        values[:, :, j] = (
+            np.bincount(slot, weights=column[keep], minlength=size * groups)
+            .round()
+            .astype(np.int64)
+            .reshape(size, groups)
         )
-    return _Cumulated(np.arange(low, low + size, dtype=np.int64), values)
+    return _Cumulated(
+        np.arange(low, low + size, dtype=np.int64), values.reshape(size, groups * len(columns))
+    )
 
 
 class SubscriptionRows:
@@ -180,6 +230,12 @@ class SubscriptionRows:
         self.sub_codes = {
             c: load_codes(cursor, "dv_subscription", c, text=True) for c in self.SUB_COLUMNS
         }
+        codes, _lookup, names = load_codes(cursor, "dv_subscription", "currency", text=True)
+        # A NULL currency (-1) gets the last slot.
+        self.sub_currency = np.where(codes < 0, len(names), codes).astype(np.int64)
+        self.currencies: tuple[str | None, ...] = (
+            (*names, None) if bool((codes < 0).any()) else tuple(names)
+        )
         self.spell_first = days("dv_sub_spell", "first_day")
         self.spell_last = days("dv_sub_spell", "last_day")
         self.spell_next = days("dv_sub_spell", "next_first_day")
@@ -209,18 +265,25 @@ class SubscriptionRows:
         (that table's column -> allowed values); the other family's part is left empty."""
         if not self.usable:
             return None
-        empty = _Cumulated(np.zeros(0, dtype=np.int64), np.zeros((0, 7), dtype=np.int64))
+        empty = _Cumulated(np.zeros(0, dtype=np.int64), np.zeros((0, _COLUMNS), dtype=np.int64))
         if family == "sub":
             m = self._mask(self.sub_codes, conditions, len(self.sub_start))
             cents = self.sub_cents[m]
             paying, first = (cents > 0).astype(np.int64), self.sub_first[m]
             ones = np.ones(len(cents), dtype=np.int64)
             zero = np.zeros_like(ones)
-            start, end = self.sub_start[m], self.sub_end[m]
-            starts = _histogram(start, [ones, cents, paying, first, zero, zero, zero], self.low)
-            ends = _histogram(end, [zero, zero, zero, zero, ones, cents, paying], self.low)
+            start, end, currency = self.sub_start[m], self.sub_end[m], self.sub_currency[m]
+            k = max(len(self.currencies), 1)
+            starts = _histogram(
+                start, [ones, cents, paying, first, zero, zero, zero], self.low, currency, k
+            )
+            ends = _histogram(
+                end, [zero, zero, zero, zero, ones, cents, paying], self.low, currency, k
+            )
             none = np.zeros(0, dtype=np.int64)
-            return SubscriptionDays(_merge(starts, ends), empty, none, none)
+            return SubscriptionDays(
+                _merge(starts, ends), empty, none, none, currencies=self.currencies
+            )
         s = self._mask(self.spell_codes, conditions, len(self.spell_first))
         ones = np.ones(int(s.sum()), dtype=np.int64)
         zero = np.zeros_like(ones)

@@ -10,9 +10,10 @@ Identifiers come only from the fixed maps below; values are always bound paramet
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
+from data.extract.plausibility import plausible_sql
 from data.queries.filters import Filters, Scope
 
 # dimension -> column of dv_view (the same meaning data/queries/metrics.py gives the view family)
@@ -48,19 +49,28 @@ def dv_view_where(
     return f"{dims_sql} AND {scope_sql}", params + scope_params
 
 
-def fact_view_source(filters: Filters, scope: Scope) -> tuple[str, str, list[Any]]:
+def fact_view_source(
+    filters: Filters, scope: Scope, as_of: datetime | None
+) -> tuple[str, str, list[Any]]:
     """``(FROM clause, WHERE fragment, parameters)`` for ``fact_view v`` with the joins needed.
 
     ``dim_viewer`` is joined only when a viewer attribute is filtered: it is the largest
     dimension, and most views of the dashboards do not need it. LEFT JOINs, as in dv_view, so
     a session whose title or viewer row is missing still counts when nothing filters on it.
+    Implausible sessions are left out, as dv_view leaves them out: ``as_of`` is the extract's
+    clock (``data.extract.derived.extract_as_of``).
     """
     source = "fact_view v LEFT JOIN dim_title t ON t.title_id = v.title_id"
     if filters.active_dimensions & _VIEWER_DIMENSIONS:
         source += " LEFT JOIN dim_viewer w ON w.viewer_key = v.viewer_key"
     dims_sql, params = filters.where(FACT_VIEW_COLUMNS)
     scope_sql, scope_params = scope.where("t.creator_id")
-    return source, f"{dims_sql} AND {scope_sql}", params + scope_params
+    keep_sql, keep_params = plausible_sql("fact_view", as_of, "v")
+    return (
+        source,
+        f"{dims_sql} AND {scope_sql} AND {keep_sql}",
+        params + scope_params + keep_params,
+    )
 
 
 def utc_bounds(start: date, end: date) -> list[date]:

@@ -329,7 +329,7 @@ class ViewerIndex:
                     columns[agg] = np.asarray([float(self._daily_viewers()[daily[_key(span)]])])
                 elif agg in ("viewers", "titles_started"):
                     values, size = inputs[agg]
-                    columns[agg] = _distinct(values[a:b], size, group, len(labels))
+                    columns[agg] = distinct(values[a:b], size, group, len(labels))
                 else:
                     values = inputs[agg][0][a:b]
                     if group is None:
@@ -341,6 +341,58 @@ class ViewerIndex:
                 columns = {agg: column[present] for agg, column in columns.items()}
             out.append((labels, columns))
         return out
+
+    def window_rows(
+        self,
+        cursor: duckdb.DuckDBPyConnection,
+        lo: date,
+        hi: date,
+        conditions: Mapping[str, Sequence[str]],
+        scope_ids: Sequence[int] | None,
+        numbers: Sequence[str] = (),
+        with_days: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], np.ndarray | None]:
+        """The rows of days [lo, hi] that match ``conditions`` and the scope (as in
+        ``aggregate_arrays``): their positions in the index, their viewer numbers, their
+        ``numbers`` (names of ``_NUMBERS``) and, ``with_days``, their days (since 1970)."""
+        span = self._slice(lo, hi)
+        checks = [self._allowed(name, wanted, cursor) for name, wanted in conditions.items()]
+        if scope_ids is not None:
+            creators = self.column("creator_id", cursor)[0]
+            checks.append((creators, np.asarray(sorted(set(scope_ids)), dtype=np.int64)))
+        picked: np.ndarray | None = None
+        for codes, allowed in checks:
+            part = _member(codes[span], allowed)
+            picked = part if picked is None else picked & part
+        rows = None if picked is None else np.flatnonzero(picked)
+        positions = np.arange(span.start, span.stop, dtype=np.int64)
+        days = None
+        if with_days and span.stop > span.start:
+            # Rows are in day order: each day's rows are a run, as long as the day's count.
+            first = int(np.searchsorted(self._offsets, span.start, side="right")) - 1
+            last = int(np.searchsorted(self._offsets, span.stop - 1, side="right")) - 1
+            counts = np.diff(np.clip(self._offsets[first : last + 2], span.start, span.stop))
+            days = np.repeat(np.arange(first, last + 1, dtype=np.int64) + self.first_day, counts)
+        elif with_days:
+            days = np.zeros(0, dtype=np.int64)
+        if rows is not None:
+            positions = positions[rows]
+            days = days[rows] if days is not None else None
+        viewers = self.viewer[span] if rows is None else np.take(self.viewer[span], rows)
+        values = {
+            n: self.numbers(n, cursor)[span] if rows is None else self.numbers(n, cursor)[positions]
+            for n in numbers
+        }
+        return positions, viewers, values, days
+
+    def span(self, lo: date, hi: date) -> slice:
+        """The positions of the rows of days [lo, hi] (a contiguous slice: rows are in day
+        order)."""
+        return self._slice(lo, hi)
+
+    def days_of(self, positions: np.ndarray) -> np.ndarray:
+        """The day (days since 1970) of rows at these positions of the index."""
+        return np.searchsorted(self._offsets, positions, side="right") - 1 + self.first_day
 
     def numbers(self, name: str, cursor: duckdb.DuckDBPyConnection) -> np.ndarray:
         """A numeric input of dv_view (``_NUMBERS``) in index order, in the smallest type."""
@@ -397,7 +449,7 @@ def _sparse_groups(
     return shifted, labels, present
 
 
-def _distinct(values: np.ndarray, size: int, group: np.ndarray | None, groups: int) -> np.ndarray:
+def distinct(values: np.ndarray, size: int, group: np.ndarray | None, groups: int) -> np.ndarray:
     """Distinct values per group: marks in a (group, value) table, or a sort when it is big."""
     if group is None or groups == 1:
         seen = np.zeros(size, dtype=bool)

@@ -535,6 +535,7 @@ SPECS: tuple[ExtractSpec, ...] = (
     _raw(schema.FACT_AD, _month("ad_date")),
     _raw(schema.FACT_INTERACTION, _month("occurred_at")),
     _raw(schema.FACT_PAYOUT, _month("period"), mode="full"),
+    _raw(schema.FACT_EXCHANGE_RATE, _month("rate_date")),
     FACT_VIEW_DAILY_SPEC,
 )
 SPECS_BY_NAME: dict[str, ExtractSpec] = {s.name: s for s in SPECS}

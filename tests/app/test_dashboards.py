@@ -8,16 +8,19 @@ hard-coded values.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from data.extract.derived import build_derived
 from data.extract.store import store_from_settings
 from data.queries import metrics
 from data.queries.filters import COMPARISONS, DIMENSIONS, Filters, Scope
 from settings import load_settings
-from tests.app.conftest import new_app, sign_in, signed_in_app, texts
+from tests.app.conftest import app_environment, new_app, sign_in, signed_in_app, texts
 
 OVERVIEW = "app_pages/overview.py"
 ENGAGEMENT = "app_pages/engagement.py"
@@ -87,6 +90,97 @@ def test_overview_money_only_for_money_roles():
     at.switch_page(OVERVIEW).run()
     _no_exception(at)
     assert "Net revenue" in [m.label for m in at.metric]
+
+
+def _expander_labels(at: AppTest) -> list[str]:
+    return [e.label for e in at.expander]
+
+
+def test_money_is_shown_with_its_currency_and_by_original_currency():
+    at = _app("finance")
+    at.switch_page(OVERVIEW).run()
+    _no_exception(at)
+    filters = Filters.for_preset("last_28_days", _anchor())
+    shown = _metric(at, "Net revenue")
+    assert shown.startswith("USD ") and "$" not in shown
+    assert shown == _expected(filters, "net_revenue")
+    assert "Net revenue by currency, and in USD" in _expander_labels(at)
+    table = next(df.value for df in at.dataframe if "net_converted" in df.value.columns)
+    # The demo bills in several currencies; the converted column adds up to the KPI.
+    assert len(table) > 3 and "JPY" in set(table["currency"])
+    value = metrics.kpis(_cursor(), filters, Scope.everything(), ["net_revenue"])["value"][0]
+    assert table["net_converted"].sum() == pytest.approx(value)
+    assert not at.warning, "the demo has a rate for every amount"
+    # A role without money sees neither.
+    manager = _app("manager")
+    manager.switch_page(OVERVIEW).run()
+    assert not any("currency" in label for label in _expander_labels(manager))
+
+
+def test_another_reporting_currency_is_named_on_every_money_figure():
+    with app_environment(SPOTLIGHT_REPORTING_CURRENCY="EUR"):
+        at = signed_in_app("executive")
+        at.switch_page(OVERVIEW).run()
+        _no_exception(at)
+        filters = Filters.for_preset("last_28_days", _anchor())
+        value = metrics.kpis(
+            _cursor(), filters, Scope.everything(), ["net_revenue"], currency="EUR"
+        )["value"][0]
+        assert _metric(at, "Net revenue") == metrics.METRICS["net_revenue"].format(value, "EUR")
+        assert _metric(at, "Net revenue").startswith("EUR ")
+        assert "Net revenue by currency, and in EUR" in _expander_labels(at)
+
+
+@contextmanager
+def _rates_removed(currency: str, first, last) -> Iterator[int]:
+    """The app's extract without ``currency``'s rates dated first..last; yields how many."""
+    store = store_from_settings(load_settings())
+    with store.build(copy_current=True) as con:
+        removed = con.execute(
+            "SELECT * FROM fact_exchange_rate WHERE currency = ? AND rate_date BETWEEN ? AND ?",
+            [currency, first, last],
+        ).fetchall()
+        con.execute(
+            "DELETE FROM fact_exchange_rate WHERE currency = ? AND rate_date BETWEEN ? AND ?",
+            [currency, first, last],
+        )
+        build_derived(con)
+    try:
+        yield len(removed)
+    finally:
+        with store.build(copy_current=True) as con:
+            con.executemany("INSERT INTO fact_exchange_rate VALUES (?, ?, ?, ?)", removed)
+            build_derived(con)
+
+
+def test_amounts_without_an_exchange_rate_are_a_visible_gap():
+    anchor = _anchor()
+    filters = Filters.for_preset("last_28_days", anchor)
+    cursor = _cursor()
+    code, amounts = cursor.execute(
+        "SELECT currency, count(*) FROM fact_revenue WHERE currency <> 'USD' "
+        "AND occurred_at >= ? AND occurred_at < ? GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1",
+        [filters.start, filters.end + timedelta(days=1)],
+    ).fetchone()
+    assert amounts > 0
+    before = metrics.kpis(cursor, filters, Scope.everything(), ["net_revenue"])["value"][0]
+    # No rate for that currency from well before the period to its end: every amount of the
+    # period in it has none within 7 days.
+    with _rates_removed(code, filters.start - timedelta(days=30), anchor + timedelta(days=30)):
+        at = signed_in_app("executive")
+        at.switch_page(OVERVIEW).run()
+        _no_exception(at)
+        message = f"{amounts} amounts in {code} have no exchange rate and are not included."
+        assert message in [w.value for w in at.warning]
+        table = next(df.value for df in at.dataframe if "net_converted" in df.value.columns)
+        row = table[table["currency"] == code].iloc[0]
+        assert row["missing"] == amounts and row["net_converted"] == 0
+        after = metrics.kpis(_cursor(), filters, Scope.everything(), ["net_revenue"])
+        assert after["value"][0] < before, "left out, not converted 1:1"
+        assert message in after["gap"][0]
+        assert _metric(at, "Net revenue") == metrics.METRICS["net_revenue"].format(
+            after["value"][0]
+        )
 
 
 def test_each_dimension_as_a_chip_filters_the_numbers_and_the_url():
@@ -232,3 +326,13 @@ def test_compare_page_pick_and_similar(role, money):
     similar = at.dataframe[0].value
     assert "Similarity" in similar.columns and len(similar) >= 1
     at.segmented_control(key="compare-mode").set_value("pick").run()
+
+
+@pytest.mark.parametrize("code", ["usd", "DOLLARS", "$"])
+def test_a_reporting_currency_that_is_not_a_code_stops_the_app_with_the_fix(code):
+    with app_environment(SPOTLIGHT_REPORTING_CURRENCY=code):
+        at = new_app().run()
+    errors = " ".join(texts(at, "error"))
+    assert "SPOTLIGHT_REPORTING_CURRENCY" in errors and "ISO 4217" in errors, errors
+    assert not at.exception
+    assert not [t for t in at.text_input if t.label == "Username"]

@@ -49,7 +49,7 @@ def test_sign_in_reload_sign_out_and_replay(app_server, browser):
     expect(tab.locator('[data-testid="stMetric"]').first).to_be_visible()
     tab.locator(".js-plotly-plot .main-svg").first.wait_for()
     assert tab.locator(".js-plotly-plot").count() >= 2, "the trend and breakdown charts are drawn"
-    expect(tab.get_by_text("Net revenue")).to_be_visible()
+    expect(tab.get_by_text("Net revenue", exact=True)).to_be_visible()
     screenshot(tab, "auth-02-overview-executive")
 
     cookie = _session_cookie(context)
@@ -59,7 +59,8 @@ def test_sign_in_reload_sign_out_and_replay(app_server, browser):
     expect(tab.get_by_role("heading", name="Overview")).to_be_visible()
     expect(tab.locator('[data-testid="stMetric"]').first).to_be_visible()
     # Restored from the cookie: money waits for a fresh 2FA code in this tab.
-    expect(tab.get_by_text("Net revenue")).to_have_count(0)
+    expect(tab.get_by_text("Net revenue", exact=True)).to_have_count(0)
+    expect(tab.get_by_text("Net revenue by currency")).to_have_count(0)
     screenshot(tab, "auth-03-after-reload")
 
     tab.get_by_role("button", name="Sign out").click()

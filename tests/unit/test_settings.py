@@ -25,11 +25,21 @@ def test_every_setting_has_help_text():
 
 def test_environment_overrides_secrets_file_overrides_default(tmp_path):
     secrets = tmp_path / "secrets.toml"
-    secrets.write_text('[spotlight]\ndemo_views = 1234\ntimezone = "Europe/Berlin"\n')
+    secrets.write_text('[spotlight]\ndemo_views = 1234\nreporting_currency = "EUR"\n')
     resolved = load_settings(env={"SPOTLIGHT_DEMO_VIEWS": "99"}, secrets_path=secrets)
     assert resolved.demo_views == 99
-    assert resolved.timezone == "Europe/Berlin"
+    assert resolved.reporting_currency == "EUR"
     assert resolved.demo_seed == 7
+    assert load_settings(env={}, secrets_path=tmp_path / "none").reporting_currency == "USD"
+
+
+def test_no_setting_promises_what_nothing_reads():
+    """Periods are UTC days; there was a time zone setting that nothing read (issue 11)."""
+    names = {s.name for s in SETTINGS}
+    assert "timezone" not in names
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    assert "SPOTLIGHT_TIMEZONE" not in readme
+    assert "UTC days" in readme
 
 
 def test_bad_number_names_the_variable():

@@ -460,3 +460,95 @@ def test_cli_demo_builds_and_refuses_bad_input(tmp_path, monkeypatch):
     refused = runner.invoke(app, args)
     assert refused.exit_code == 1 and "--force" in refused.output
     assert runner.invoke(app, [*args, "--force"]).exit_code == 0
+
+
+# --- money in several currencies --------------------------------------------------------------
+def test_viewers_are_billed_in_their_countrys_currency(demo_store):
+    rows = (
+        demo_store.cursor()
+        .execute(
+            "SELECT w.country, s.currency, count(*) FROM fact_subscription s "
+            "JOIN dim_viewer w USING (viewer_key) GROUP BY ALL"
+        )
+        .fetchall()
+    )
+    by_country = {}
+    for country, currency, _n in rows:
+        by_country.setdefault(country, set()).add(currency)
+    assert all(len(c) == 1 for c in by_country.values()), "one currency per country"
+    assert by_country["JP"] == {"JPY"} and by_country["DE"] == {"EUR"}
+    assert by_country["GB"] == {"GBP"} and by_country["US"] == {"USD"}
+    assert by_country["NG"] == {"USD"}, "countries without their own price list pay in USD"
+    # Revenue follows: a viewer's charges and purchases are in the viewer's currency; ads in USD.
+    mixed = _one(
+        demo_store,
+        "SELECT count(*) FROM fact_revenue r JOIN fact_subscription s USING (viewer_key) "
+        "WHERE r.currency <> s.currency",
+    )
+    assert mixed == 0
+    assert _one(demo_store, "SELECT count(DISTINCT currency) FROM fact_revenue") >= 8
+    assert _one(demo_store, "SELECT count(*) FROM fact_revenue WHERE stream = 'ad' "
+                "AND currency <> 'USD'") == 0  # fmt: skip
+    # Local price points: a yen price is a whole number of yen, far above its dollar one.
+    prices = dict(
+        demo_store.cursor()
+        .execute("SELECT currency, max(monthly_price) FROM fact_subscription GROUP BY 1")
+        .fetchall()
+    )
+    assert prices["JPY"] == 2290 and float(prices["USD"]) == pytest.approx(19.99)
+
+
+def test_exchange_rates_cover_every_day_and_every_currency_and_move_a_little(demo_store):
+    cursor = demo_store.cursor()
+    used = {
+        c
+        for (c,) in cursor.execute(
+            "SELECT currency FROM fact_revenue UNION SELECT currency FROM fact_subscription "
+            "UNION SELECT currency FROM fact_payout"
+        ).fetchall()
+    }
+    quoted = {
+        c for (c,) in cursor.execute("SELECT DISTINCT currency FROM fact_exchange_rate").fetchall()
+    }
+    assert quoted == used - {"USD"}, "every currency but the base one, and no other"
+    start = date(2024, 11, 1)
+    days = _one(
+        demo_store,
+        "SELECT min(n) FROM (SELECT currency, count(*) AS n FROM fact_exchange_rate "
+        "WHERE rate_date BETWEEN ? AND ? GROUP BY 1)",
+        [start, date(2026, 10, 31)],
+    )
+    assert days == 730, "a rate every day of the window"
+    assert _one(demo_store, "SELECT min(rate_date) FROM fact_exchange_rate") < start
+    levels = dict(
+        cursor.execute(
+            "SELECT currency, median(rate_to_usd) FROM fact_exchange_rate GROUP BY 1"
+        ).fetchall()
+    )
+    assert 0.9 < levels["EUR"] < 1.3 and 0.004 < levels["JPY"] < 0.01
+    assert 1.0 < levels["GBP"] < 1.6 and 0.008 < levels["INR"] < 0.02
+    jump = _one(
+        demo_store,
+        "SELECT max(abs(ln(rate_to_usd / prev))) FROM (SELECT rate_to_usd, lag(rate_to_usd) "
+        "OVER (PARTITION BY currency ORDER BY rate_date) AS prev FROM fact_exchange_rate)",
+    )
+    assert 0 < jump < 0.05, "a small daily random walk"
+    meta = demo_store.read_meta()
+    assert meta["as_of"] == "2026-10-31T23:59:59"
+
+
+def test_an_extract_of_an_older_demo_format_is_built_again(tmp_path):
+    from data.demo import demo_outdated
+    from data.extract.store import store_from_settings, write_meta
+
+    settings = _settings(tmp_path)
+    assert ensure_demo_extract(settings) is True
+    store = store_from_settings(settings)
+    assert not demo_outdated(store)
+    with store.build(copy_current=True) as con:
+        write_meta(con, {"demo_format": "1"})
+    assert demo_outdated(store)
+    assert ensure_demo_extract(settings) is False, "only when asked to replace it"
+    assert ensure_demo_extract(settings, replace_outdated=True) is True
+    assert not demo_outdated(store)
+    assert ensure_demo_extract(settings, replace_outdated=True) is False

@@ -58,3 +58,21 @@ def test_postgres_ddl_gives_the_planner_statistics_on_the_month_the_sync_groups_
     stats_sql = SPECS_BY_NAME["fact_view"].source_stats_sql("wh", suppress=False)
     assert f"GROUP BY {schema.month_key_sql('src.started_at')}" in stats_sql
     assert not [s for s in schema.warehouse_ddl("redshift", "wh") if "STATISTICS" in s]
+
+
+def test_exchange_rates_are_a_dated_table_the_sync_carries():
+    from data.sync.extract_specs import DEFAULT_TABLES, SPECS_BY_NAME
+
+    table = schema.TABLES_BY_NAME["fact_exchange_rate"]
+    assert table.primary_key == ("rate_date", "currency")
+    assert table.column("rate_date").type == "date"
+    assert table.column("currency").type == "text:3"
+    assert table.column("rate_to_usd").type == "real"
+    assert schema.BASE_CURRENCY == "USD"
+    spec = SPECS_BY_NAME["fact_exchange_rate"]
+    assert spec.mode == "incremental"
+    assert (spec.partition.kind, spec.partition.column) == ("month", "rate_date")
+    assert "fact_exchange_rate" in DEFAULT_TABLES
+    ddl = "\n".join(schema.warehouse_ddl("postgres", "wh"))
+    assert "CREATE TABLE IF NOT EXISTS wh.fact_exchange_rate" in ddl
+    assert "fact_exchange_rate_sort_idx ON wh.fact_exchange_rate (rate_date)" in ddl

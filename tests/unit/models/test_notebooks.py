@@ -22,6 +22,9 @@ def test_the_notebook_runs_without_an_error(path, demo_store, monkeypatch, tmp_p
     # Read by the notebook (its first cells); the kernel inherits this process's environment.
     monkeypatch.setenv("NOTEBOOK_EXTRACT", str(demo_store.path))
     monkeypatch.setenv("NOTEBOOK_EXTRACT_KEY", DEMO_TEST_EXTRACT_KEY)
+    # `import streamlit` (in any earlier test of this worker) sets MPLBACKEND=Agg for matplotlib,
+    # which the kernel would inherit; a notebook's kernel chooses its own inline backend.
+    monkeypatch.delenv("MPLBACKEND", raising=False)
     notebook = nbformat.read(path, as_version=4)
     # Unix sockets, not TCP: nothing listens on the network, and ipykernel does not warn.
     kernel = KernelManager(kernel_name="python3", transport="ipc", ip=str(tmp_path / "kernel"))

@@ -51,7 +51,8 @@ def _extract(base: dict[str, pa.Table]) -> duckdb.DuckDBPyConnection:
 
 
 def _rebuilt(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
-    """A second database with the same base tables, its derived tables built whole."""
+    """A second database with the same base tables and clock (``as_of``), its derived tables
+    built whole."""
     ref = duckdb.connect()
     for statement in schema.extract_ddl():
         ref.execute(statement)
@@ -60,6 +61,9 @@ def _rebuilt(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
         ref.register("rows", rows)
         ref.execute(f"INSERT INTO {table.name} SELECT * FROM rows")
         ref.unregister("rows")
+    clock = con.execute("SELECT value FROM extract_meta WHERE key = 'as_of'").fetchall()
+    if clock:
+        ref.execute("INSERT INTO extract_meta VALUES ('as_of', ?)", [clock[0][0]])
     build_derived(ref)
     return ref
 
@@ -289,3 +293,165 @@ def test_a_changed_statement_is_rebuilt(base, monkeypatch):
     done = refresh_derived(con, {})
     assert done["dv_view_day"] == "rebuilt"
     assert done["dv_view"] == "kept"
+
+
+# --- plausibility and the extract's clock -----------------------------------------------------
+def _set_clock(con: duckdb.DuckDBPyConnection, moment: datetime | None) -> None:
+    con.execute("DELETE FROM extract_meta WHERE key = 'as_of'")
+    if moment is not None:
+        con.execute("INSERT INTO extract_meta VALUES ('as_of', ?)", [moment.isoformat()])
+
+
+def _changed_copies(con, table: str, edits: list[dict], key: str, now: datetime) -> list[tuple]:
+    """Copies of the first rows of ``table`` under new keys, each with one edit applied."""
+    cols = _columns(con, table)
+    rows = con.execute(f"SELECT * FROM {table} ORDER BY {key} LIMIT {len(edits)}").fetchall()
+    (top,) = con.execute(f"SELECT max({key}) FROM {table}").fetchone()
+    out = []
+    for i, (row, edit) in enumerate(zip(rows, edits, strict=True)):
+        values = list(row)
+        values[cols.index(key)] = top + 1 + i
+        for column, value in edit.items():
+            values[cols.index(column)] = value
+        values[cols.index("updated_at")] = now
+        out.append(tuple(values))
+    return out
+
+
+def test_implausible_rows_are_left_out_by_a_refresh_as_by_a_rebuild(base):
+    con = _extract(base)
+    _set_clock(con, LATER)
+    build_derived(con)
+    now = LATER + timedelta(hours=1)
+    views = _changed_copies(
+        con,
+        "fact_view",
+        [
+            {"watch_seconds": 68 * 365 * 86_400},  # a 68-year session
+            {"watch_seconds": -5},
+            {"started_at": datetime(2030, 1, 1, 20)},
+            {"started_at": LATER + timedelta(hours=30)},  # 30 hours after the clock
+        ],
+        "view_id",
+        now,
+    )
+    subs = _changed_copies(
+        con, "fact_subscription", [{"monthly_price": -9}], "subscription_id", now
+    )
+    revenue = _changed_copies(con, "fact_revenue", [{"fees": -1}, {"net": 999}], "revenue_id", now)
+    changes = {}
+    for table, rows in (
+        ("fact_view", views),
+        ("fact_subscription", subs),
+        ("fact_revenue", revenue),
+    ):
+        change = merge_rows(con, SPECS_BY_NAME[table], _stage(con, table, rows))
+        assert change is not None
+        changes[table] = change
+    refresh_derived(con, changes)
+    assert_derived_equal(con)
+    (kept, total) = con.execute(
+        "SELECT (SELECT count(*) FROM dv_view), (SELECT count(*) FROM fact_view)"
+    ).fetchone()
+    assert kept == total - 4, "no implausible session reaches dv_view"
+    (negative,) = con.execute(
+        "SELECT count(*) FROM dv_subscription WHERE price_cents < 0"
+    ).fetchone()
+    assert negative == 0
+
+    # The clock moves on by 10 hours: the session 30 hours after the old clock is now less
+    # than a day ahead, so it counts, though the row itself did not change.
+    _set_clock(con, LATER + timedelta(hours=10))
+    done = refresh_derived(con, {})
+    assert done["dv_view"].startswith("refreshed"), done
+    assert done["dv_subscription"] == "kept", "no subscription is near either clock"
+    assert_derived_equal(con)
+    (found,) = con.execute(
+        "SELECT count(*) FROM dv_view WHERE day = ? AND watch_seconds = ?",
+        [
+            (LATER + timedelta(hours=30)).date(),
+            views[3][_columns(con, "fact_view").index("watch_seconds")],
+        ],
+    ).fetchone()
+    assert found >= 1
+    # Back to no clock at all: nothing is "in the future" any more, the 2030 session counts.
+    _set_clock(con, None)
+    done = refresh_derived(con, {})
+    assert done["dv_view"].startswith("refreshed"), done
+    assert_derived_equal(con)
+    # The clock moves again, but no row is near it: nothing to redo.
+    _set_clock(con, LATER + timedelta(days=3000))
+    refresh_derived(con, {})
+    _set_clock(con, LATER + timedelta(days=3001))
+    assert set(refresh_derived(con, {}).values()) == {"kept"}
+
+
+def test_new_changed_and_missing_exchange_rates_refresh_the_days_they_price(base):
+    con = _extract(base)
+    cols = _columns(con, "fact_exchange_rate")
+    (last,) = con.execute("SELECT max(rate_date) FROM fact_exchange_rate").fetchone()
+    # A new day of EUR rates, and one EUR rate corrected.
+    euro = [
+        list(r)
+        for r in con.execute(
+            "SELECT * FROM fact_exchange_rate WHERE currency = 'EUR' AND rate_date IN (?, ?)",
+            [last, last - timedelta(days=3)],
+        ).fetchall()
+    ]
+    euro[0][cols.index("rate_date")] = last + timedelta(days=1)
+    euro[1][cols.index("rate_to_usd")] *= 1.01
+    for r in euro:
+        r[cols.index("updated_at")] = LATER
+    change = merge_rows(
+        con,
+        SPECS_BY_NAME["fact_exchange_rate"],
+        _stage(con, "fact_exchange_rate", [tuple(r) for r in euro]),
+    )
+    done = refresh_derived(con, {"fact_exchange_rate": change})
+    assert done["dv_rate_day"].startswith("refreshed"), done
+    assert done["dv_revenue"].startswith("refreshed"), done
+    assert_derived_equal(con)
+
+    # Eight days of one currency's rates, up to a day with revenue in it, become unusable
+    # (zero): that day has no rate within 7 days.
+    code, gap_day = con.execute(
+        "SELECT currency, max(day) FROM dv_revenue WHERE currency NOT IN ('USD', 'EUR') "
+        "AND day <= ? GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1",
+        [last - timedelta(days=10)],
+    ).fetchone()
+    gap = [
+        list(r)
+        for r in con.execute(
+            "SELECT * FROM fact_exchange_rate WHERE currency = ? AND rate_date BETWEEN ? AND ? "
+            "ORDER BY rate_date",
+            [code, gap_day - timedelta(days=7), gap_day],
+        ).fetchall()
+    ]
+    assert len(gap) == 8
+    for r in gap:
+        r[cols.index("rate_to_usd")] = 0.0
+        r[cols.index("updated_at")] = LATER + timedelta(hours=1)
+    change = merge_rows(
+        con,
+        SPECS_BY_NAME["fact_exchange_rate"],
+        _stage(con, "fact_exchange_rate", [tuple(r) for r in gap]),
+    )
+    done = refresh_derived(con, {"fact_exchange_rate": change})
+    assert done["dv_rate_day"].startswith("refreshed"), done
+    assert done["dv_revenue"].startswith("refreshed"), done
+    assert_derived_equal(con)
+    (priced,) = con.execute(
+        "SELECT count(*) FROM dv_rate_day WHERE currency = ? AND day = ?", [code, gap_day]
+    ).fetchone()
+    assert priced == 0
+    (amounts, converted) = con.execute(
+        "SELECT count(*), count(net_usd) FROM dv_revenue WHERE currency = ? AND day = ?",
+        [code, gap_day],
+    ).fetchone()
+    assert amounts > 0 and converted == 0, "an amount without a rate is never converted"
+    # The day before takes the last usable rate, 7 days old: the oldest allowed.
+    (kept,) = con.execute(
+        "SELECT rate_date FROM dv_rate_day WHERE currency = ? AND day = ?",
+        [code, gap_day - timedelta(days=1)],
+    ).fetchone()
+    assert kept == gap_day - timedelta(days=8)

@@ -17,7 +17,7 @@ import pytest
 
 from data.queries import comparison, engagement, title_periods
 from data.queries.filters import Filters, Scope
-from tests.unit.data.queries.metrics_reference import VIEW_COLUMNS
+from tests.unit.data.queries.metrics_reference import VIEW_COLUMNS, Reference
 
 END = date(2026, 10, 31)
 ALL = Scope.everything()
@@ -49,6 +49,12 @@ def ref(cursor):
         how="left",
     )
     revenue = cursor.execute("SELECT * FROM fact_revenue").df()
+    # Net revenue in USD at the rate of each amount's day (the reference's own conversion).
+    rates = Reference.load(cursor)
+    day = revenue["occurred_at"].dt.normalize()
+    revenue["net_usd"] = revenue["net"].astype("float64") * rates.factor(
+        day, revenue["currency"].astype(object), "USD"
+    )
     return {"titles": titles, "views": views, "inter": inter, "revenue": revenue}
 
 
@@ -243,7 +249,7 @@ def test_compare_titles(cursor, ref, case, filters, scope):
             ]
             if filters.active_dimensions or not scope.is_all:
                 continue  # viewer-attribute filters on revenue are covered by the metric tests
-            assert row["net_revenue"] == pytest.approx(float(r["net"].sum()))
+            assert row["net_revenue"] == pytest.approx(float(r["net_usd"].sum()))
         else:
             assert math.isnan(row["net_revenue"]) and got["notes"]
 

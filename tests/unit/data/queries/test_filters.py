@@ -60,8 +60,17 @@ def test_month_to_date_compares_with_the_days_just_before():
 def test_same_period_last_year_and_none():
     f = Filters.for_preset("last_7_days", ANCHOR, comparison="same_period_last_year")
     assert f.comparison_period == (date(2025, 10, 25), date(2025, 10, 31))
+    # 29 February has no counterpart: a period starting on it compares from 1 March, one
+    # ending on it up to 28 February, and a period that is only 29 February with nothing.
     leap = Filters(date(2028, 2, 29), date(2028, 3, 1), comparison="same_period_last_year")
-    assert leap.comparison_period == (date(2027, 2, 28), date(2027, 3, 1))
+    assert leap.comparison_period == (date(2027, 3, 1), date(2027, 3, 1))
+    to_leap = Filters(date(2028, 2, 20), date(2028, 2, 29), comparison="same_period_last_year")
+    assert to_leap.comparison_period == (date(2027, 2, 20), date(2027, 2, 28))
+    alone = Filters(date(2028, 2, 29), date(2028, 2, 29), comparison="same_period_last_year")
+    assert alone.comparison_period is None
+    # A period a year after a leap year covers the earlier 29 February when it spans it.
+    after = Filters(date(2025, 2, 20), date(2025, 3, 10), comparison="same_period_last_year")
+    assert after.comparison_period == (date(2024, 2, 20), date(2024, 3, 10))
     assert Filters(ANCHOR, ANCHOR, comparison="none").comparison_period is None
 
 

@@ -114,7 +114,8 @@ def check_kpis(cursor, ref, filters: Filters, scope: Scope, ids) -> None:
     expected = R.values(ref, filters, scope, filters.start, filters.end)
     for mid in ids:
         R.assert_close(table.at[mid, "value"], expected[mid], f"{mid} {filters} {scope}")
-    comp = filters.comparison_period
+    comp = R.comparison_days(filters, filters.start, filters.end)
+    assert filters.comparison_period == comp
     if comp is None:
         assert table["comparison"].isna().all()
         return
@@ -168,20 +169,18 @@ def test_trend_buckets_and_aligned_comparison_equal_pandas(
         table = M.trend(cursor, filters, scope, grain, ids)
         buckets = _reference_buckets(filters, grain)
         assert sorted(set(table["bucket"])) == [b[0] for b in buckets]
-        comp = filters.comparison_period
-        shift = (filters.start - comp[0]).days if comp else 0
-        for i, (b0, b1) in enumerate(buckets):
+        for b0, b1 in buckets:
             exp = R.values(ref, filters, scope, b0, b1)
-            if comp:
-                c0 = comp[0] if i == 0 else b0 - timedelta(days=shift)
-                c1 = comp[1] if i == len(buckets) - 1 else b1 - timedelta(days=shift)
-                exp_c = R.values(ref, filters, scope, c0, c1) if c0 <= c1 else None
+            days = R.comparison_days(filters, b0, b1)
+            exp_c = R.values(ref, filters, scope, *days) if days else None
             rows = table[table["bucket"] == b0].set_index("metric")
             for mid in ids:
                 assert rows.at[mid, "bucket_end"] == b1
                 R.assert_close(rows.at[mid, "value"], exp[mid], f"{grain} {b0} {mid}")
-                if comp and exp_c is not None:
+                if exp_c is not None:
                     R.assert_close(rows.at[mid, "comparison"], exp_c[mid], f"{grain} {b0} {mid} c")
+                else:
+                    assert math.isnan(rows.at[mid, "comparison"]), f"{grain} {b0} {mid} c"
 
 
 @pytest.mark.parametrize("dimension", list(DIMENSIONS))
