@@ -275,7 +275,7 @@ def _chip(
         # nothing) rather than being dropped or failing the widget.
         selected = st.session_state.get(f"{key}-dim-{name}", [])
         choices = list(labels) + [v for v in selected if v not in labels]
-        return tuple(
+        picked = tuple(
             st.multiselect(
                 dimension.label,
                 choices,
@@ -285,6 +285,9 @@ def _chip(
                 label_visibility="collapsed",
             )
         )
+        # Every value of the dimension selected is no filter at all: otherwise metrics that a
+        # dimension does not split (new subscribers by device) would go blank for nothing.
+        return () if labels and set(labels) <= set(picked) else picked
 
 
 def filter_bar(

@@ -99,7 +99,9 @@ def preset_range(preset: str, anchor: date) -> tuple[date, date]:
         return anchor.replace(month=1, day=1), anchor
     if preset == "custom":
         raise FiltersError("A custom range needs its own start and end dates.")
-    raise FiltersError(f"Unknown date preset {preset!r}; choose one of: {', '.join(PRESETS)}.")
+    raise FiltersError(
+        f"Unknown date preset {preset!r}; choose one of: {', '.join(PRESET_LABELS.values())}."
+    )
 
 
 def year_earlier(d: date, *, first: bool) -> date:
@@ -163,11 +165,11 @@ class Filters:
             )
         if self.preset not in PRESETS:
             raise FiltersError(
-                f"Unknown date preset {self.preset!r}; choose one of: {', '.join(PRESETS)}."
+                f"Unknown date preset {self.preset!r}; choose one of: {', '.join(PRESET_LABELS.values())}."
             )
         if self.comparison not in COMPARISONS:
             raise FiltersError(
-                f"Unknown comparison {self.comparison!r}; choose one of: {', '.join(COMPARISONS)}."
+                f"Unknown comparison {self.comparison!r}; choose one of: {', '.join(COMPARISON_LABELS.values())}."
             )
         for name in self.DIMENSION_FIELDS:
             object.__setattr__(self, name, _canonical_values(name, getattr(self, name)))
@@ -316,7 +318,7 @@ class Filters:
             preset = "custom" if (start_text or end_text) else DEFAULT_PRESET
         if preset not in PRESETS:
             raise FiltersError(
-                f"Unknown date preset {preset!r}; choose one of: {', '.join(PRESETS)}."
+                f"Unknown date preset {preset!r}; choose one of: {', '.join(PRESET_LABELS.values())}."
             )
         start = _parse_date("start", start_text) if preset == "custom" else None
         end = _parse_date("end", end_text) if preset == "custom" else None

@@ -275,6 +275,31 @@ def test_a_bad_link_is_explained_and_the_default_shown():
     assert at.query_params.get("preset") == "last_28_days"
 
 
+def test_a_bad_preset_in_a_link_names_the_periods_as_users_see_them():
+    at = _fresh("manager", {"preset": "last_6_weeks"})
+    _no_exception(at)
+    warnings = " ".join(texts(at, "warning")).replace("\\", "")
+    assert "Last 7 days" in warnings and "Year to date" in warnings
+    assert "last_7_days" not in warnings
+
+
+def test_selecting_every_value_of_a_dimension_is_no_filter():
+    at = _fresh("analyst", {})
+    at.selectbox(key="filters-add").set_value("device").run()
+    picker = at.multiselect(key="filters-dim-device")
+    for value in picker.options:
+        picker = at.multiselect(key="filters-dim-device")
+        picker.select(value)
+    at.run()
+    _no_exception(at)
+    assert len(at.multiselect(key="filters-dim-device").value) == len(picker.options)
+    assert "device" not in at.query_params, "everything selected filters nothing"
+    assert _metric(at, "New subscribers") != "—"
+    assert _metric(at, "New subscribers") == _expected(
+        Filters.for_preset("last_28_days", _anchor()), "new_subscribers"
+    )
+
+
 def test_saved_views_round_trip():
     at = _app("analyst")
     at.switch_page(OVERVIEW).run()
