@@ -21,8 +21,10 @@ import shutil
 
 import pytest
 
+from data.extract import build_cache
 from data.extract.derived import build_derived
 from data.extract.store import ExtractStore
+from data.queries import viewer_index
 from tests.conftest import DEMO_TEST_EXTRACT_KEY
 
 # Base-table rows the messy store adds that no metric may count (by table).
@@ -92,3 +94,15 @@ def messy_store(demo_store, tmp_path_factory) -> ExtractStore:
             con.execute(statement)
         build_derived(con)
     return store
+
+
+@pytest.fixture(params=["memory", "sql"])
+def engine(request, cursor):
+    """Distinct counts from the in-memory viewer index, or all in SQL: both must be exact.
+
+    ``cursor`` is the requesting test module's own fixture (its extract)."""
+    memory = request.param == "memory"
+    build_cache.configure(max_rows=build_cache.DEFAULT_MAX_ROWS if memory else 0)
+    assert (viewer_index.index_for(cursor) is not None) == memory
+    yield request.param
+    build_cache.configure(max_rows=build_cache.DEFAULT_MAX_ROWS)

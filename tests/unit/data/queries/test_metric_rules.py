@@ -24,7 +24,6 @@ from data.demo import DemoConfig, build_demo_extract
 from data.extract import build_cache
 from data.extract.store import ExtractStore
 from data.queries import metrics as M
-from data.queries import viewer_index
 from data.queries.filters import COMPARISONS, Filters, Scope
 from tests.conftest import DEMO_TEST_EXTRACT_KEY, DEMO_TEST_PSEUDONYM_KEY
 from tests.unit.data.queries import metrics_reference as R
@@ -42,15 +41,6 @@ def cursor(messy_store):
 @pytest.fixture(scope="module")
 def ref(cursor):
     return R.Reference.load(cursor)
-
-
-@pytest.fixture(params=["memory", "sql"])
-def engine(request, cursor):
-    memory = request.param == "memory"
-    build_cache.configure(max_rows=build_cache.DEFAULT_MAX_ROWS if memory else 0)
-    assert (viewer_index.index_for(cursor) is not None) == memory
-    yield request.param
-    build_cache.configure(max_rows=build_cache.DEFAULT_MAX_ROWS)
 
 
 @pytest.fixture(scope="module")

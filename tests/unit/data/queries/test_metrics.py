@@ -13,9 +13,7 @@ from datetime import timedelta
 import pandas as pd
 import pytest
 
-from data.extract import build_cache
 from data.queries import metrics as M
-from data.queries import viewer_index
 from data.queries.filters import COMPARISONS, DIMENSIONS, PRESETS, Filters, Scope
 from tests.unit.data.queries import metrics_reference as R
 
@@ -47,16 +45,6 @@ def cursor(store):
 @pytest.fixture(scope="module")
 def ref(cursor):
     return R.Reference.load(cursor)
-
-
-@pytest.fixture(params=["memory", "sql"])
-def engine(request, cursor):
-    """Distinct counts from the in-memory viewer index, or all in SQL: both must be exact."""
-    memory = request.param == "memory"
-    build_cache.configure(max_rows=build_cache.DEFAULT_MAX_ROWS if memory else 0)
-    assert (viewer_index.index_for(cursor) is not None) == memory
-    yield request.param
-    build_cache.configure(max_rows=build_cache.DEFAULT_MAX_ROWS)
 
 
 @pytest.fixture(scope="module")
