@@ -284,6 +284,63 @@ MIGRATIONS: list[Migration] = [
         "CREATE INDEX trusted_devices_user ON trusted_devices(username, revoked_at)",
         "ALTER TABLE audit ADD COLUMN mac INTEGER NOT NULL DEFAULT 0",
     ],
+    [
+        # The finance team's payout decisions (security/payout_ledger.py): an append-only ledger
+        # beside the synced warehouse rows (which the app never writes), one row per decision,
+        # numbered per payout line. A decision records the number it follows (seq = that + 1);
+        # UNIQUE (payout_id, seq) refuses a second decision on the same state in the database
+        # itself. Money is exact decimal text ('1234.50'): SQLite has no exact decimal type
+        # (NUMERIC affinity keeps a float), and text reads back the same on both databases.
+        """CREATE TABLE payout_decisions (
+            id {autoincrement_pk},
+            payout_id {bigint} NOT NULL,      -- fact_payout.payout_id, the warehouse's line
+            seq INTEGER NOT NULL CHECK (seq >= 1),
+            decision TEXT NOT NULL
+                CHECK (decision IN ('approve', 'hold', 'release', 'adjust', 'export')),
+            status_after TEXT NOT NULL,       -- the status shown once it was made
+            amount_before TEXT NOT NULL,      -- the amount due before and after, exact decimals
+            amount_after TEXT NOT NULL,
+            reason TEXT,                      -- as typed; never interpreted
+            creator_id {bigint} NOT NULL,     -- the warehouse line the decision was made on
+            period TEXT NOT NULL,             -- first day of the month, YYYY-MM-DD
+            warehouse_amount TEXT NOT NULL,
+            currency TEXT NOT NULL,
+            warehouse_status TEXT NOT NULL,
+            batch_id TEXT,                    -- export: the payment batch
+            decided_by TEXT NOT NULL,         -- username
+            decided_by_name TEXT NOT NULL,
+            decided_at TEXT NOT NULL,
+            step_up_id {bigint},              -- the step-up audit record the decision cites
+            audit_id {bigint} NOT NULL,       -- its own audit record, written in the same transaction
+            UNIQUE (payout_id, seq)
+        )""",
+        PerDialect(
+            sqlite=None,
+            postgresql="""CREATE FUNCTION refuse_payout_decision_change() RETURNS trigger
+            LANGUAGE plpgsql AS $$
+            BEGIN
+                RAISE EXCEPTION 'the payout ledger is append-only'
+                    USING ERRCODE = 'integrity_constraint_violation';
+            END $$""",
+        ),
+        PerDialect(
+            sqlite="""CREATE TRIGGER payout_decisions_no_update BEFORE UPDATE ON payout_decisions
+           BEGIN SELECT RAISE(ABORT, 'the payout ledger is append-only'); END""",
+            postgresql="CREATE TRIGGER payout_decisions_no_update BEFORE UPDATE ON "
+            "payout_decisions FOR EACH ROW EXECUTE FUNCTION refuse_payout_decision_change()",
+        ),
+        PerDialect(
+            sqlite="""CREATE TRIGGER payout_decisions_no_delete BEFORE DELETE ON payout_decisions
+           BEGIN SELECT RAISE(ABORT, 'the payout ledger is append-only'); END""",
+            postgresql="CREATE TRIGGER payout_decisions_no_delete BEFORE DELETE ON "
+            "payout_decisions FOR EACH ROW EXECUTE FUNCTION refuse_payout_decision_change()",
+        ),
+        PerDialect(
+            sqlite=None,
+            postgresql="CREATE TRIGGER payout_decisions_no_truncate BEFORE TRUNCATE ON "
+            "payout_decisions FOR EACH STATEMENT EXECUTE FUNCTION refuse_payout_decision_change()",
+        ),
+    ],
 ]
 
 _MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -32,6 +32,7 @@ from security.crypto import SecretBox
 from security.db import AppDB, app_db_target
 from security.export_checks import ExportChecksMixin, ExportRefused
 from security.passwords import DEFAULT_ROUNDS
+from security.payout_ledger import PayoutLedger
 from security.permissions import Principal
 from security.second_factor import SecondFactorMixin, TotpEnrolment, TotpResult
 from security.sessions import TOUCH_SECONDS, SessionInfo, SessionsMixin, token_hash
@@ -81,6 +82,7 @@ class Security(SignInMixin, SecondFactorMixin, SessionsMixin, ExportChecksMixin)
         self.audit = AuditLog(self.db, clock, key=settings.secret("audit_key"))
         self.alerts = Alerts(self.db, self.audit, clock)
         self.users = UserStore(self.db, self.audit, clock, bcrypt_rounds)
+        self.payouts = PayoutLedger(self.db, self.audit, clock)
         self._box = SecretBox(settings.secret("app_key"))
 
     # --- convenience -------------------------------------------------------------------------

@@ -27,6 +27,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import duckdb
@@ -44,11 +45,13 @@ __all__ = [
     "ad_source",
     "check_currency",
     "gap_notes",
+    "minor_unit",
     "missing_by_currency",
     "rate_factors",
     "revenue_by_currency",
     "revenue_gaps",
     "revenue_source",
+    "round_money",
 ]
 
 _CODE = re.compile(r"[A-Z]{3}")
@@ -69,6 +72,21 @@ def check_currency(code: str) -> str:
     if not isinstance(code, str) or not _CODE.fullmatch(code):
         raise ValueError(f"A currency is three capital letters (ISO 4217, e.g. USD), not {code!r}.")
     return code
+
+
+# ISO 4217 currencies without minor units among those a platform bills or pays in; the rest
+# have cents.
+_NO_MINOR_UNIT = frozenset({"JPY", "KRW", "CLP", "ISK", "VND", "UGX", "PYG"})
+
+
+def minor_unit(currency: str) -> Decimal:
+    """The smallest amount of ``currency``: 0.01, or 1 for JPY and the like."""
+    return Decimal(1) if check_currency(currency) in _NO_MINOR_UNIT else Decimal("0.01")
+
+
+def round_money(amount: Decimal, currency: str) -> Decimal:
+    """``amount`` rounded half up to the currency's minor unit."""
+    return amount.quantize(minor_unit(currency), rounding=ROUND_HALF_UP)
 
 
 def revenue_source(currency: str) -> tuple[str, list[Any]]:
