@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 from datetime import date, datetime
+from decimal import Decimal
 
 import pandas as pd
 from openpyxl import Workbook
@@ -97,7 +98,10 @@ def to_excel_bytes(frame: pd.DataFrame, sheet_title: str = "Data") -> bytes:
                 cell.value = value.item()
             else:
                 cell.value = value
-            if isinstance(cell.value, float):
+            if isinstance(cell.value, Decimal):
+                # Exact money stays exact: openpyxl writes the Decimal's own digits.
+                cell.number_format = "#,##0.00" if cell.value.as_tuple().exponent < 0 else "#,##0"
+            elif isinstance(cell.value, float):
                 cell.number_format = "#,##0.00"
             elif isinstance(cell.value, int) and not isinstance(cell.value, bool):
                 cell.number_format = "#,##0"

@@ -132,19 +132,24 @@ GROUP BY day, currency
 ORDER BY day, currency
 """
 
-# net stays in the row's currency; net_usd is the same amount in the base currency at the rate
+# gross, fees and net stay in the row's currency; net_usd is the same amount in the base currency at the rate
 # of its day (NULL without one), which the metric queries sum or convert further.
 DV_REVENUE = f"""
 CREATE TABLE dv_revenue AS
 SELECT
     CAST(r.occurred_at AS DATE) AS day,
     r.stream,
+    r.gross,
+    r.fees,
     r.net,
     r.currency,
     CASE
         WHEN r.currency = '{BASE_CURRENCY}' THEN CAST(r.net AS DOUBLE)
         ELSE CAST(r.net AS DOUBLE) * x.rate_to_usd
     END AS net_usd,
+    -- What one unit of the row's currency was worth in USD that day (1 for USD, NULL: no rate),
+    -- to convert gross and fees as net is converted.
+    CASE WHEN r.currency = '{BASE_CURRENCY}' THEN 1.0 ELSE x.rate_to_usd END AS rate_usd,
     r.title_id,
     r.creator_id,
     w.country,

@@ -404,6 +404,19 @@ class Scope:
     def is_all(self) -> bool:
         return self.creator_ids is None
 
+    def narrow(self, creator_ids: Iterable[int] | None) -> Scope:
+        """The part of this scope that is also in ``creator_ids`` (None: no narrowing).
+
+        Never widens: a creator asking for another creator's id (a changed URL, widget or session
+        value) gets an empty scope, and so sees nothing of theirs.
+        """
+        if creator_ids is None:
+            return self
+        wanted = {int(c) for c in creator_ids}
+        if self.creator_ids is None:
+            return Scope(tuple(wanted))
+        return Scope(tuple(c for c in self.creator_ids if c in wanted))
+
     def where(self, column: str) -> tuple[str, list[Any]]:
         """A WHERE fragment restricting ``column`` (a creator id column) to this scope."""
         column = _check_column(column)
