@@ -142,6 +142,45 @@ def bar_chart(
     table_alternative(frame, title, key)
 
 
+def stacked_bar_chart(
+    frame: pd.DataFrame,
+    *,
+    x: str,
+    stack: str,
+    value: str,
+    title: str,
+    x_title: str,
+    y_title: str,
+    key: str,
+    order: Sequence[str] = (),
+) -> None:
+    """Vertical bars of ``value`` by ``x``, stacked by ``stack``; each part also has its own
+    fill pattern, so parts are told apart without colour."""
+    fig = go.Figure()
+    parts = list(order) or sorted(frame[stack].dropna().astype(str).unique())
+    patterns = ("", "/", ".", "x", "-", "|", "+", "\\")
+    for i, part in enumerate(parts):
+        rows = frame[frame[stack].astype(str) == part]
+        if rows.empty:
+            continue
+        fig.add_trace(
+            go.Bar(
+                x=rows[x],
+                y=rows[value],
+                name=label_escape(part),
+                marker={
+                    "color": OKABE_ITO[i % len(OKABE_ITO)],
+                    "pattern": {"shape": patterns[i % len(patterns)]},
+                },
+            )
+        )
+    fig = _layout(fig, title, x_title, y_title)
+    # "relative": negative parts (MRR lost) stack below zero, positive above.
+    fig.update_layout(barmode="relative")
+    st.plotly_chart(fig, key=f"chart-{key}", config={"displaylogo": False})
+    table_alternative(frame, title, key)
+
+
 def heatmap(
     frame: pd.DataFrame,
     *,

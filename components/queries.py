@@ -16,7 +16,16 @@ import duckdb
 import streamlit as st
 
 from components.context import AppContext, app_context, data_scope
-from data.queries import comparison, dimensions, engagement, metrics, money, title_periods
+from data.queries import (
+    comparison,
+    dimensions,
+    earnings,
+    engagement,
+    metrics,
+    money,
+    revenue,
+    title_periods,
+)
 from data.queries.filters import Filters, Scope
 from models import similarity, underperformance
 from security.permissions import Principal
@@ -50,11 +59,43 @@ QUERIES: dict[str, QueryFn] = {
             title_periods.title_period_stats(cursor, filters, scope), k=k
         )
     ),
+    # Money pages (issue 15): the scope is narrowed to the creators asked for in data/, never
+    # widened, whatever a page passes.
+    "creator_directory": lambda cursor, _filters, scope: earnings.creator_directory(cursor, scope),
+    "earnings": lambda cursor, _filters, scope, **options: earnings.earnings(
+        cursor, scope, **options
+    ),
+    "payouts": lambda cursor, _filters, scope, **options: earnings.payouts(
+        cursor, scope, **options
+    ),
+    "revenue_flow": revenue.revenue_flow,
+    "revenue_over_time": revenue.revenue_over_time,
+    "mrr_movement": revenue.mrr_movement,
+    "plan_economics": revenue.plan_economics,
+    "ad_performance": revenue.ad_performance,
+    "payout_checks": lambda cursor, _filters, scope, **options: earnings.payout_checks(
+        cursor, scope, **options
+    ),
 }
 
 # Queries that show money: run in the reporting currency (the ``reporting_currency`` setting),
 # which is then part of their cache key like every other option.
-MONEY_QUERIES = frozenset({"kpis", "trend", "breakdown", "compare_titles", "revenue_by_currency"})
+MONEY_QUERIES = frozenset(
+    {
+        "kpis",
+        "trend",
+        "breakdown",
+        "compare_titles",
+        "revenue_by_currency",
+        "earnings",
+        "payout_checks",
+        "revenue_flow",
+        "revenue_over_time",
+        "mrr_movement",
+        "plan_economics",
+        "ad_performance",
+    }
+)
 
 # How many times each query was asked for in this process. Tests read it to prove that a page
 # a principal may not open ran no query at all.

@@ -21,3 +21,16 @@ def md_escape(value: object) -> str:
 def label_escape(value: object) -> str:
     """Text that Plotly shows literally in tick labels, legends and hover text."""
     return html.escape(str(value), quote=False)
+
+
+def money_text(amount: object, currency: str) -> str:
+    """An amount with its currency code, grouped: ``USD 1,234.56`` (``JPY 1,235``). Decimal
+    amounts keep their exact digits; NaN or None reads as "—"."""
+    from decimal import Decimal
+
+    if amount is None or (isinstance(amount, float) and amount != amount):
+        return "—"
+    if isinstance(amount, Decimal):
+        places = max(0, -amount.as_tuple().exponent) if amount.as_tuple().exponent < 0 else 0
+        return f"{currency} {amount:,.{places}f}"
+    return f"{currency} {float(amount):,.2f}"
