@@ -21,6 +21,7 @@ from components.context import AppContext
 from components.export import export_buttons
 from components.text import md_escape, money_text
 from data.queries.earnings import STREAM_LABELS, Earnings, month_range, statement
+from data.queries.money import minor_unit
 from security.input import MAX_CREATOR_ID, InputError, parse_whole_number
 from security.permissions import Principal
 
@@ -130,7 +131,7 @@ def creator_section(ctx: AppContext, principal: Principal, bounds: tuple[date, d
             last_month=last_month,
             creators=creators,
         )
-    if found.lines.empty and paid.empty:
+    if found.rows.empty and paid.empty:
         st.info(
             f"Nothing to show for {md_escape(who)} in these months: no earnings and no payouts. "
             "Choose other months, or another creator.",
@@ -139,16 +140,24 @@ def creator_section(ctx: AppContext, principal: Principal, bounds: tuple[date, d
         return
     if found.left_out:
         st.warning(
-            "Some revenue of these months has no exchange rate on its day and is not included "
-            f"({sum(found.left_out.values()):,} amounts).",
+            f"{sum(found.left_out.values()):,} of these revenue amounts have no exchange rate on "
+            "their day and are not included.",
             icon="💱",
         )
-    _headline(found, paid, currency, last_day)
+    if found.pool_gaps:
+        months = ", ".join(f"{m:%b %Y}" for m in sorted(found.pool_gaps))
+        st.warning(
+            f"Part of the platform's subscription revenue in {months} has no exchange rate on its "
+            "day, so subscription earnings there are understated until the rates arrive.",
+            icon="💱",
+        )
+    lines = payout_ledger.effective_lines(ctx, paid)
+    _headline(found, lines, currency, last_day)
     _by_month(found, currency)
     _by_title_and_country(found, currency)
     st.subheader("Payouts")
-    payout_ledger.timeline(ctx, principal, paid)
-    _statement(ctx, principal, found, who, currency)
+    payout_ledger.timeline(principal, lines)
+    _statement(ctx, principal, found, who, currency, lines, last_day)
     with st.expander("How earnings are worked out"):
         st.markdown(
             "Earnings are your revenue share of the net revenue (gross minus payment and ad-tech "
@@ -161,8 +170,19 @@ def creator_section(ctx: AppContext, principal: Principal, bounds: tuple[date, d
         )
 
 
-def _headline(found: Earnings, paid: pd.DataFrame, currency: str, last_day: date) -> None:
-    monthly = found.by("month").set_index("month")["earnings"] if len(found.lines) else None
+def _partial(month: date, last_day: date) -> bool:
+    """The month is the data's last, and the data stops before its end."""
+    return (month.year, month.month) == (last_day.year, last_day.month) and (
+        last_day.day < calendar.monthrange(last_day.year, last_day.month)[1]
+    )
+
+
+def _money_format(currency: str) -> str:
+    return "%.0f" if minor_unit(currency) == 1 else "%.2f"
+
+
+def _headline(found: Earnings, lines: list, currency: str, last_day: date) -> None:
+    monthly = found.by("month").set_index("month")["earnings"] if len(found.rows) else None
     columns = st.columns(4)
     columns[0].metric(
         "Earnings in these months",
@@ -173,9 +193,7 @@ def _headline(found: Earnings, paid: pd.DataFrame, currency: str, last_day: date
     if monthly is not None and len(monthly):
         latest = max(monthly.index)
         previous = [m for m in monthly.index if m < latest]
-        partial = month_range(latest, latest)[0] == month_range(last_day, last_day)[0] and (
-            last_day.day < calendar.monthrange(last_day.year, last_day.month)[1]
-        )
+        partial = _partial(latest, last_day)
         delta = None
         if previous and not partial:
             before = monthly[max(previous)]
@@ -189,23 +207,27 @@ def _headline(found: Earnings, paid: pd.DataFrame, currency: str, last_day: date
         )
     rpm = found.rpm()
     value = rpm["rpm"].iloc[0] if len(rpm) else float("nan")
+    places = 0 if minor_unit(currency) == 1 else 2
     columns[2].metric(
         "RPM",
-        "—" if pd.isna(value) else f"{currency} {value:,.2f}",
+        "—" if pd.isna(value) else f"{currency} {value:,.{places}f}",
         help="Earnings per 1,000 views (hours viewed ÷ runtime).",
         border=True,
     )
-    unpaid = paid[paid["status"] != "paid"] if len(paid) else paid
-    if len(unpaid):
-        nxt = unpaid.sort_values("period").iloc[0]
+    # The next payout as the timeline shows it: decisions included, paid and held lines skipped.
+    coming = sorted((e for e in lines if e.status not in ("paid", "held")), key=lambda e: e.period)
+    if coming:
+        nxt = coming[0]
         columns[3].metric(
-            f"Next payout ({nxt['period']:%b %Y})",
-            money_text(nxt["amount"], nxt["currency"]),
-            help=f"Status: {nxt['status']}.",
+            f"Next payout ({nxt.period:%b %Y})",
+            money_text(nxt.amount_due, nxt.currency),
+            help=f"Status: {payout_ledger.STATUS_LABELS.get(nxt.status, nxt.status)}.",
             border=True,
         )
     else:
-        columns[3].metric("Next payout", "—", help="Every payout shown is paid.", border=True)
+        columns[3].metric(
+            "Next payout", "—", help="No payout waiting in these months.", border=True
+        )
 
 
 def _by_month(found: Earnings, currency: str) -> None:
@@ -271,23 +293,45 @@ def _by_title_and_country(found: Earnings, currency: str) -> None:
 
 
 def _statement(
-    ctx: AppContext, principal: Principal, found: Earnings, who: str, currency: str
+    ctx: AppContext,
+    principal: Principal,
+    found: Earnings,
+    who: str,
+    currency: str,
+    lines: list,
+    last_day: date,
 ) -> None:
     st.subheader("Monthly statement")
-    months = sorted(set(found.lines["month"]), reverse=True) if len(found.lines) else []
+    months = sorted(set(found.rows["month"]), reverse=True) if len(found.rows) else []
     if not months:
         st.info("No month in this range has earnings to put on a statement.")
         return
+    # Open on the last whole month: the current one is still moving.
+    default = next((i for i, m in enumerate(months) if not _partial(m, last_day)), 0)
     month = st.selectbox(
-        "Statement for", months, format_func=lambda m: m.strftime("%B %Y"), key="statement-month"
+        "Statement for",
+        months,
+        index=default,
+        format_func=lambda m: (
+            m.strftime("%B %Y")
+            + (f" (to {last_day:%-d %b}, so far)" if _partial(m, last_day) else "")
+        ),
+        key="statement-month",
     )
-    table = statement(found, month)
+    statuses = {e.status for e in lines if e.period == month}
+    status = (
+        "estimated (month not over)"
+        if _partial(month, last_day)
+        else (statuses.pop() if len(statuses) == 1 else ("mixed" if statuses else "no payout yet"))
+    )
+    table = statement(found, month, status)
     total = table["Earnings"].iloc[-1] if len(table) else Decimal(0)
     st.metric(
         f"Statement total, {month:%B %Y}",
         money_text(total, currency),
         help="The sum of the statement's lines; the same lines as the charts above.",
     )
+    fmt = _money_format(currency)
     st.dataframe(
         _floats(table, ["Gross", "Fees", "Net", "Earnings"]).assign(
             **{
@@ -298,18 +342,18 @@ def _statement(
         ),
         hide_index=True,
         column_config={
-            "Gross": st.column_config.NumberColumn(f"Gross ({currency})", format="%.2f"),
-            "Fees": st.column_config.NumberColumn(f"Fees ({currency})", format="%.2f"),
-            "Net": st.column_config.NumberColumn(f"Net ({currency})", format="%.2f"),
+            "Gross": st.column_config.NumberColumn(f"Gross ({currency})", format=fmt),
+            "Fees": st.column_config.NumberColumn(f"Fees ({currency})", format=fmt),
+            "Net": st.column_config.NumberColumn(f"Net ({currency})", format=fmt),
             "Revenue share": st.column_config.NumberColumn("Revenue share", format="percent"),
-            "Earnings": st.column_config.NumberColumn(f"Earnings ({currency})", format="%.2f"),
+            "Earnings": st.column_config.NumberColumn(f"Earnings ({currency})", format=fmt),
         },
     )
     safe_who = "".join(ch if ch.isalnum() else "-" for ch in who).strip("-")[:40] or "creator"
     export_buttons(
         ctx.security,
         principal,
-        table.assign(Currency=currency),
+        table,
         name=f"Statement {month:%Y-%m} {who}",
         key=f"statement-{month:%Y-%m}-{safe_who}",
     )

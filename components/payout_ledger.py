@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 import pandas as pd
 import streamlit as st
@@ -47,11 +47,12 @@ DECISION_LABELS = {
     RELEASE: "Release the hold",
     ADJUST: "Adjust the amount due",
 }
-_AMOUNT = re.compile(r"[0-9]{1,12}(\.[0-9]{1,2})?")
+_AMOUNT = re.compile(r"(?:[0-9]{1,12}|[0-9]{1,3}(?:,[0-9]{3}){1,3})(?:\.[0-9]{1,2})?", re.ASCII)
 PAY_DAY = 15  # the platform pays on the 15th of the month after the month earned
 
 
-def _effective(ctx: AppContext, paid: pd.DataFrame) -> list[EffectiveLine]:
+def effective_lines(ctx: AppContext, paid: pd.DataFrame) -> list[EffectiveLine]:
+    """The warehouse's payout rows with the finance team's decisions overlaid."""
     if paid.empty:
         return []
     return ctx.security.payouts.effective(PayoutLine.from_frame(paid))
@@ -71,7 +72,11 @@ def _note(line: EffectiveLine, internal: bool) -> str:
     if line.exported is not None and line.status == "approved":
         notes.append("In a payment batch.")
     if line.warehouse_status == "held" and line.hold is None:
-        notes.append("Held by the platform (see the warehouse for the reason).")
+        notes.append(
+            "Held by the platform's payments system; the reason is recorded there."
+            if internal
+            else "On hold: the platform's partner team can tell you why."
+        )
     return " ".join(notes)
 
 
@@ -85,7 +90,10 @@ def timeline_frame(lines: list[EffectiveLine], internal: bool) -> pd.DataFrame:
             "Amount due": e.amount_due,
             "Currency": e.currency,
             "Status": STATUS_LABELS.get(e.status, e.status),
-            "Pay date": expected_pay_date(e.period, e.status, e.line.paid_at, PAY_DAY),
+            # A held line has no date until it is released.
+            "Pay date": None
+            if e.status == "held"
+            else expected_pay_date(e.period, e.status, e.line.paid_at, PAY_DAY),
             "Note": _note(e, internal),
         }
         for e in lines
@@ -116,16 +124,17 @@ def _show(frame: pd.DataFrame) -> None:
             "Month": st.column_config.DateColumn("Month", format="MMM YYYY"),
             "Amount due": st.column_config.NumberColumn("Amount due", format="%.2f"),
             "Pay date": st.column_config.DateColumn(
-                "Paid / expected", format="D MMM YYYY", help="Paid on, or expected on."
+                "Paid / expected",
+                format="D MMM YYYY",
+                help="Paid on, or expected on; blank while on hold.",
             ),
             "Note": st.column_config.TextColumn("Note", width="large"),
         },
     )
 
 
-def timeline(ctx: AppContext, principal: Principal, paid: pd.DataFrame) -> None:
-    """The payout timeline of the creators on the page."""
-    lines = _effective(ctx, paid)
+def timeline(principal: Principal, lines: list[EffectiveLine]) -> None:
+    """The payout timeline of the creators on the page (``effective_lines``)."""
     if not lines:
         st.info("No payouts for these months yet.", icon="🗓️")
         return
@@ -134,11 +143,16 @@ def timeline(ctx: AppContext, principal: Principal, paid: pd.DataFrame) -> None:
     for e in sorted(lines, key=lambda e: e.period, reverse=True)[:3]:
         if e.status == "paid":
             continue
-        when = expected_pay_date(e.period, e.status, e.line.paid_at, PAY_DAY)
         who = f" — {md_escape(e.line.creator_name)}" if several and e.line.creator_name else ""
+        if e.status == "held":
+            when = "on hold, no pay date yet"
+        else:
+            when = (
+                f"expected around {expected_pay_date(e.period, e.status, None, PAY_DAY):%d %b %Y}"
+            )
         st.markdown(
             f"**{e.period:%B %Y}: {STATUS_LABELS.get(e.status, e.status)}**{who} · "
-            f"{md_escape(money_text(e.amount_due, e.currency))}, expected around {when:%d %b %Y}"
+            f"{md_escape(money_text(e.amount_due, e.currency))}, {when}"
         )
     frame = timeline_frame(lines, internal=internal).drop(columns="payout_id")
     if frame["Creator"].nunique() == 1:
@@ -167,7 +181,7 @@ def ledger_section(ctx: AppContext, principal: Principal, bounds: tuple[date, da
         key="ledger-month",
     )
     paid = queries.run(ctx, principal, "payouts", first_month=month, last_month=month)
-    lines = _effective(ctx, paid)
+    lines = effective_lines(ctx, paid)
     if not lines:
         st.info(f"The warehouse has no payout lines for {month:%B %Y}.", icon="🗓️")
         return
@@ -225,17 +239,17 @@ def _line_label(e: EffectiveLine) -> str:
 
 
 def parse_amount(text: str) -> Decimal:
-    """An amount typed by a person: digits, an optional point and up to two decimals; commas
-    between thousands are allowed. ``ValueError`` with what was expected otherwise."""
-    cleaned = text.strip().replace(",", "")
+    """An amount typed by a person: digits with at most two decimals after a point, and
+    optionally commas between groups of three digits (1,234.50). Anything else — a decimal
+    comma, stray commas, signs, exponents, other digits — is refused with what was expected,
+    never guessed."""
+    cleaned = text.strip()
     if not _AMOUNT.fullmatch(cleaned):
         raise ValueError(
-            "Type the amount as digits with at most two decimals, e.g. 1234.50 (no currency sign)."
+            f"“{cleaned[:30]}” is not an amount: type digits with a point for decimals, e.g. "
+            "1234.50 or 1,234.50 (no currency sign, no decimal comma)."
         )
-    try:
-        return Decimal(cleaned)
-    except InvalidOperation:  # pragma: no cover - the pattern admits only valid decimals
-        raise ValueError("That is not an amount.") from None
+    return Decimal(cleaned.replace(",", ""))
 
 
 def _decision_form(ctx: AppContext, principal: Principal, lines: list[EffectiveLine]) -> None:
@@ -246,11 +260,18 @@ def _decision_form(ctx: AppContext, principal: Principal, lines: list[EffectiveL
             "cannot approve, hold, release or adjust (separation of duties)."
         )
         return
-    open_lines = [e for e in lines if e.allowed]
+    open_lines = {e.payout_id: e for e in lines if e.allowed}
     if not open_lines:
         st.info("Nothing to decide in this month: every line is paid or waiting.", icon="✅")
         return
-    chosen = st.selectbox("Line", open_lines, format_func=_line_label, key="ledger-line", index=0)
+    # The option is the payout id, so the chosen line stays chosen when its status changes.
+    payout_id = st.selectbox(
+        "Line",
+        list(open_lines),
+        format_func=lambda i: _line_label(open_lines[i]),
+        key="ledger-line",
+    )
+    chosen = open_lines[payout_id]
     if chosen.history:
         with st.expander(f"History of this line ({len(chosen.history)} decisions)"):
             st.dataframe(
@@ -260,7 +281,7 @@ def _decision_form(ctx: AppContext, principal: Principal, lines: list[EffectiveL
                             "When (UTC)": d.decided_at.strftime("%Y-%m-%d %H:%M"),
                             "Decision": d.decision,
                             "By": d.decided_by_name,
-                            "Amount due after": float(d.amount_after),
+                            "Amount due after": money_text(d.amount_after, d.currency),
                             "Reason": d.reason or "",
                             "Reference": d.reference,
                         }
@@ -269,35 +290,53 @@ def _decision_form(ctx: AppContext, principal: Principal, lines: list[EffectiveL
                 ),
                 hide_index=True,
             )
-    if not step_up_ok(ctx, principal, "approve_payout", key="payout"):
-        return
-    with st.form("payout-decision", clear_on_submit=True):
+    confirmed = step_up_ok(ctx, principal, "approve_payout", key="payout")
+    # The form is always drawn, so what was typed survives a step-up that ran out meanwhile.
+    with st.form("payout-decision"):
         decision = st.radio(
             "Decision",
             list(chosen.allowed),
             format_func=lambda d: DECISION_LABELS.get(d, d),
             horizontal=True,
+            key=f"ledger-decision-{payout_id}",
         )
         reason = st.text_area(
-            "Reason (required to hold, release or adjust; shown to the finance team and, for "
-            "holds and adjustments, to the creator)",
+            "Reason (required to hold, release or adjust; the creator sees the reason for a hold "
+            "or an adjustment)",
             max_chars=500,
+            key=f"ledger-reason-{payout_id}",
         )
         amount = st.text_input(
-            f"New amount due, in {chosen.currency} (adjustments only)", placeholder="1234.50"
+            f"New amount due, in {chosen.currency} (adjustments only)",
+            placeholder="1234.50",
+            key=f"ledger-amount-{payout_id}",
         )
         submitted = st.form_submit_button("Record the decision", type="primary")
     if not submitted:
+        return
+    if not confirmed or not principal.can("approve_payout"):
+        st.warning(
+            "Not recorded yet: confirm it is you (above), then press “Record the decision” "
+            "again. What you typed is kept.",
+            icon="🔐",
+        )
+        return
+    if decision != ADJUST and amount.strip():
+        st.error(
+            "A new amount is only for “Adjust the amount due”: clear it, or choose Adjust.",
+            icon="🚫",
+        )
         return
     ledger = ctx.security.payouts
     client = auth.client_id()
     try:
         if decision == ADJUST:
+            new_amount = parse_amount(amount)
             ledger.adjust(
                 principal,
                 chosen.line,
                 expected_seq=chosen.seq,
-                new_amount=parse_amount(amount),
+                new_amount=new_amount,
                 reason=reason,
                 client=client,
             )
@@ -314,8 +353,14 @@ def _decision_form(ctx: AppContext, principal: Principal, lines: list[EffectiveL
         st.error(md_escape(exc), icon="🚫")
         return
     except AccessDenied:
-        st.error("Confirm it is you again: your step-up has expired.", icon="🔐")
+        st.warning(
+            "Not recorded: your confirmation ran out. Confirm it is you again, then press "
+            "“Record the decision”.",
+            icon="🔐",
+        )
         return
+    for field in ("reason", "amount"):
+        st.session_state.pop(f"ledger-{field}-{payout_id}", None)
     st.toast(f"{DECISION_LABELS[decision]}: recorded.", icon="✅")
     st.rerun()
 
@@ -324,26 +369,31 @@ def _payment_batch(
     ctx: AppContext, principal: Principal, lines: list[EffectiveLine], month: date
 ) -> None:
     st.subheader("Payment batch")
-    ready = [e for e in lines if e.status == "approved" and e.exported is None]
     key = f"payment-batch-{month:%Y-%m}"
     if not principal.may("approve_payout"):
         st.caption("Payment batches are made by the finance team.")
         return
+    ready = [e for e in lines if e.status == "approved" and e.exported is None]
+    batches: dict[str, list[EffectiveLine]] = {}
+    for e in lines:
+        if e.status == "approved" and e.exported is not None and e.exported.batch_id:
+            batches.setdefault(e.exported.batch_id, []).append(e)
     st.caption(
         f"{len(ready)} approved line(s) of {month:%B %Y} not yet in a batch. Making the batch "
         "records each line as handed over for payment, so no line is paid twice."
     )
-    if ready and st.button("Make the payment batch", key=f"{key}-make"):
-        if not principal.can("approve_payout"):
-            st.error("Confirm it is you first (above).", icon="🔐")
-            return
-        try:
-            st.session_state[key] = ctx.security.payouts.payment_batch(
-                [e.line for e in ready], principal, client=auth.client_id()
-            )
-        except (PayoutDecisionError, ValueError) as exc:
-            st.error(md_escape(exc), icon="🚫")
-            return
+    left, right = st.columns(2)
+    if ready and left.button("Make the payment batch", key=f"{key}-make"):
+        _make_batch(ctx, principal, [e.line for e in ready], key, again=False)
+    if batches:
+        earlier = right.selectbox(
+            "Download an earlier batch again",
+            sorted(batches, reverse=True),
+            format_func=lambda b: f"{b} ({len(batches[b])} lines)",
+            key=f"{key}-earlier",
+        )
+        if right.button("Make its file again", key=f"{key}-again"):
+            _make_batch(ctx, principal, [e.line for e in batches[earlier]], key, again=True)
     batch = st.session_state.get(key)
     if batch is not None:
         st.success(
@@ -358,3 +408,17 @@ def _payment_batch(
             name=f"Payment batch {batch.attrs.get('batch_id', '')}",
             key=key,
         )
+
+
+def _make_batch(
+    ctx: AppContext, principal: Principal, lines: list[PayoutLine], key: str, *, again: bool
+) -> None:
+    if not principal.can("approve_payout"):
+        st.error("Confirm it is you first (above).", icon="🔐")
+        return
+    try:
+        st.session_state[key] = ctx.security.payouts.payment_batch(
+            lines, principal, include_exported=again, client=auth.client_id()
+        )
+    except (PayoutDecisionError, ValueError, AccessDenied) as exc:
+        st.error(md_escape(exc), icon="🚫")

@@ -210,9 +210,19 @@ def check_reason(reason: object, decision: str = HOLD, *, required: bool = True)
     if not isinstance(reason, str):
         raise TypeError(f"a reason is text, not {type(reason).__name__}")
     text = reason.strip()
-    if any(unicodedata.category(ch) in ("Cc", "Cs") or ch in _LINE_AND_BIDI for ch in text):
-        raise PayoutDecisionError("A reason cannot contain line breaks or control characters.")
-    if len(text) < MIN_REASON_CHARS:
+    # Format characters (Cf: bidi marks such as U+061C, zero-width spaces) can hide or reorder
+    # what a reader sees; the zero-width joiner alone stays, for emoji sequences.
+    if any(
+        unicodedata.category(ch) in ("Cc", "Cs")
+        or ch in _LINE_AND_BIDI
+        or (unicodedata.category(ch) == "Cf" and ch != "\u200d")
+        for ch in text
+    ):
+        raise PayoutDecisionError(
+            "A reason cannot contain line breaks, control or invisible formatting characters."
+        )
+    visible = sum(unicodedata.category(ch) not in ("Cf", "Mn", "Me", "Zs") for ch in text)
+    if visible < MIN_REASON_CHARS:
         raise PayoutDecisionError(f"A reason has at least {MIN_REASON_CHARS} characters.")
     if len(text) > MAX_REASON_CHARS:
         raise PayoutDecisionError(

@@ -27,6 +27,7 @@ _WIDE_TRIGGERS = ("\uff1d", "\uff0b", "\uff0d", "\uff20", "\ufe62", "\ufe63", "\
 # Characters a spreadsheet may skip before reading a formula: every Unicode space (NBSP, the
 # ideographic space ...) plus the zero-width ones, which str.isspace() does not count.
 _INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff"
+_SHEET_FORBIDDEN = frozenset(":\\/?*[]")
 
 
 def _looks_like_formula(value: str) -> bool:
@@ -69,7 +70,9 @@ def to_excel_bytes(frame: pd.DataFrame, sheet_title: str = "Data") -> bytes:
     """A formatted .xlsx: bold frozen header, sized columns, numbers as numbers, text as text."""
     workbook = Workbook()
     sheet = workbook.active
-    sheet.title = neutralise_text(sheet_title)[:31] or "Data"
+    # Excel refuses : \ / ? * [ ] in a sheet's name; titles can hold warehouse names.
+    safe_title = "".join("-" if ch in _SHEET_FORBIDDEN else ch for ch in sheet_title)
+    sheet.title = neutralise_text(safe_title).strip("'")[:31].strip() or "Data"
     header_fill = PatternFill("solid", fgColor="DCE6F1")
     for col_index, name in enumerate(frame.columns, start=1):
         cell = sheet.cell(row=1, column=col_index)

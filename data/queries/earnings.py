@@ -9,9 +9,9 @@ to the cent.
 
 Money is ``decimal.Decimal`` from the extract to the file: DuckDB sums the DECIMAL amounts times
 a conversion factor rounded to ten decimals (exact decimal arithmetic), and the attribution and
-the revenue share are applied in Python's ``decimal``. Each line is rounded once, to the
-reporting currency's minor unit (half up); gross and fees are rounded and ``net = gross - fees``,
-``earnings = net x revenue_share`` rounded. Amounts without an exchange rate on their day are
+the revenue share are applied in Python's ``decimal``. Lines stay exact; each statement row
+(month, creator, title, stream) is rounded once, to the reporting currency's minor unit (half
+up): gross and net rounded, ``fees = gross - net``, ``earnings = net x revenue_share`` rounded. Amounts without an exchange rate on their day are
 left out and counted (data/queries/money.py), never converted 1:1.
 
 Row-level security: every function takes the caller's :class:`Scope` and narrows it with the
@@ -89,16 +89,24 @@ def _month_end(month: date) -> date:
     return date(month.year, month.month, calendar.monthrange(month.year, month.month)[1])
 
 
+ROW_KEYS = ("month", "creator_id", "creator", "title_id", "title", "stream")
+
+
 @dataclass(frozen=True)
 class Earnings:
-    """The lines of a scope's earnings over some months, and what is needed to read them.
+    """A scope's earnings over some months, and what is needed to read them.
 
-    ``lines``: one row per (month, title, stream, country) with Decimal ``gross``, ``fees``,
-    ``net``, ``revenue_share`` and ``earnings`` (LINE_COLUMNS; ``country`` is None for ad
-    revenue, which has no viewer, and for every line when countries were not asked for).
-    ``views``: runtime-normalised views per (month, title_id), for RPM. ``left_out``: per month,
-    revenue amounts (the scope's own and the month's subscription pool) left out for want of an
-    exchange rate.
+    ``lines``: one row per (month, title, stream, country) with exact, unrounded Decimal
+    ``gross``, ``fees``, ``net``, ``revenue_share`` and ``earnings`` (LINE_COLUMNS; ``country`` is
+    None for ad revenue, which has no viewer, and for every line when countries were not asked
+    for). ``rows``: the statement's rows, one per (month, creator, title, stream), each rounded
+    once to the currency's minor unit: gross and net rounded, ``fees = gross - net``,
+    ``earnings = net x revenue_share`` rounded. Every total (cards, charts, statements, the
+    finance estimate) is a sum of ``rows``. ``views``: runtime-normalised views per (month,
+    title_id), for RPM. ``left_out``: per month, the scope's own revenue amounts left out for
+    want of an exchange rate; ``pool_gaps``: months whose platform subscription pool had amounts
+    without a rate (subscription earnings there are understated; how many is the platform's
+    business, not the creator's).
     """
 
     currency: str
@@ -106,22 +114,35 @@ class Earnings:
     lines: pd.DataFrame
     views: pd.DataFrame
     left_out: dict[date, int] = field(default_factory=dict)
+    pool_gaps: frozenset[date] = frozenset()
+    rows: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=ROW_COLUMNS))
 
     @property
     def total(self) -> Decimal:
-        return sum(self.lines["earnings"], Decimal(0)) if len(self.lines) else Decimal(0)
+        return sum(self.rows["earnings"], Decimal(0)) if len(self.rows) else Decimal(0)
 
     def by(self, *columns: str) -> pd.DataFrame:
-        """Lines summed by ``columns`` (Decimal sums, exact), largest earnings first."""
+        """Earnings summed by ``columns``, largest first. By statement columns (month, creator,
+        title, stream) the sums of the rounded rows, exact; by ``country`` the exact lines summed
+        and each group rounded once (they add up to the total to within rounding)."""
         money = ["gross", "fees", "net", "earnings"]
-        if self.lines.empty:
-            return pd.DataFrame(columns=[*columns, *money])
-        keys = [c for c in columns]
+        keys = list(columns)
+        if set(keys) <= set(ROW_KEYS):
+            source = self.rows
+            rounded = False
+        else:
+            source = self.lines
+            rounded = True
+        if source.empty:
+            return pd.DataFrame(columns=[*keys, *money])
         grouped = (
-            self.lines.groupby(keys, dropna=False, sort=False)[money]
+            source.groupby(keys, dropna=False, sort=False)[money]
             .agg(lambda s: sum(s, Decimal(0)))
             .reset_index()
         )
+        if rounded:
+            for column in money:
+                grouped[column] = grouped[column].map(lambda v: round_money(v, self.currency))
         return grouped.sort_values("earnings", ascending=False, kind="stable").reset_index(
             drop=True
         )
@@ -130,9 +151,9 @@ class Earnings:
         """Earnings per 1,000 views by ``columns`` (any of month, title_id): ``views``,
         ``earnings`` and ``rpm`` (float, for charts; NaN without views)."""
         keys = list(columns) or ["_all"]
-        lines = self.lines.assign(_all=0)
+        rows = self.rows.assign(_all=0)
         views = self.views.assign(_all=0)
-        money = lines.groupby(keys)["earnings"].agg(lambda s: sum(s, Decimal(0)))
+        money = rows.groupby(keys)["earnings"].agg(lambda s: sum(s, Decimal(0)))
         seen = views.groupby(keys)["views"].sum()
         out = pd.concat([money, seen], axis=1).reset_index()
         out["earnings"] = out["earnings"].map(lambda v: v if isinstance(v, Decimal) else Decimal(0))
@@ -142,6 +163,34 @@ class Earnings:
             for e, v in zip(out["earnings"], out["views"], strict=True)
         ]
         return out.drop(columns=["_all"], errors="ignore")
+
+
+ROW_COLUMNS = [*ROW_KEYS, "gross", "fees", "net", "revenue_share", "earnings"]
+
+
+def _statement_rows(lines: pd.DataFrame, currency: str) -> pd.DataFrame:
+    """The exact lines summed per (month, creator, title, stream) and rounded once."""
+    if lines.empty:
+        return pd.DataFrame(columns=ROW_COLUMNS)
+    grouped = (
+        lines.groupby([*ROW_KEYS, "revenue_share"], sort=False)[["gross", "net"]]
+        .agg(lambda s: sum(s, Decimal(0)))
+        .reset_index()
+    )
+    # Net (what the share applies to) and gross are rounded; fees are their difference, so the
+    # statement reads gross - fees = net and earnings are within a minor unit of exact.
+    grouped["gross"] = grouped["gross"].map(lambda v: round_money(v, currency))
+    grouped["net"] = grouped["net"].map(lambda v: round_money(v, currency))
+    grouped["fees"] = grouped["gross"] - grouped["net"]
+    grouped["earnings"] = [
+        round_money(n * r, currency)
+        for n, r in zip(grouped["net"], grouped["revenue_share"], strict=True)
+    ]
+    return (
+        grouped[ROW_COLUMNS]
+        .sort_values(["month", "creator", "title", "stream"], kind="stable")
+        .reset_index(drop=True)
+    )
 
 
 def _factor_sql(currency: str) -> tuple[str, list[Any]]:
@@ -276,17 +325,14 @@ def earnings(
         lines.append(
             (month, creator_id, title_id, "subscription", where, gross * ratio, fees * ratio)
         )
-    for month, (_g, _f, missing) in pool.items():
-        if missing:
-            left_out[month] = left_out.get(month, 0) + missing
+    pool_gaps = {month for month, (_g, _f, missing) in pool.items() if missing}
 
     records = []
     for month, creator_id, title_id, stream, where, gross, fees in lines:
         if creator_id not in shares:
             continue  # a row whose creator is not in the directory is in nobody's scope
-        g = round_money(gross or Decimal(0), currency)
-        f = round_money(fees or Decimal(0), currency)
-        net = g - f
+        gross = gross or Decimal(0)
+        fees = fees or Decimal(0)
         share = shares[creator_id]
         records.append(
             (
@@ -297,11 +343,11 @@ def earnings(
                 titles.get(int(title_id), f"Title {title_id}"),
                 stream,
                 where,
-                g,
-                f,
-                net,
+                gross,
+                fees,
+                gross - fees,
                 share,
-                round_money(net * share, currency),
+                (gross - fees) * share,
             )
         )
     frame = pd.DataFrame(records, columns=LINE_COLUMNS)
@@ -313,7 +359,15 @@ def earnings(
         views["month"] = [pd.Timestamp(m).date() for m in views["month"]]
     else:
         views = _no_views()
-    return Earnings(currency, months, frame, views, left_out)
+    return Earnings(
+        currency,
+        months,
+        frame,
+        views,
+        left_out,
+        frozenset(pool_gaps),
+        _statement_rows(frame, currency),
+    )
 
 
 def _no_views() -> pd.DataFrame:
@@ -336,33 +390,45 @@ def _title_names(cursor: duckdb.DuckDBPyConnection, scope: Scope) -> dict[int, s
     }
 
 
-def statement(found: Earnings, month: date) -> pd.DataFrame:
-    """The monthly statement: one row per creator, title and stream of ``month`` with gross,
-    fees, net, revenue share and earnings (Decimal), then a total row. Its totals are the sums
-    of the same lines the page shows."""
-    columns = ["Creator", "Title", "Stream", "Gross", "Fees", "Net", "Revenue share", "Earnings"]
-    lines = found.lines[found.lines["month"] == month]
-    if lines.empty:
+def statement(found: Earnings, month: date, status: str = "") -> pd.DataFrame:
+    """The monthly statement: one row per creator, title and stream of ``month`` (the page's
+    rounded rows) with gross, fees, net, revenue share and earnings (Decimal), then a total row;
+    ``Month``, ``Currency`` and ``Status`` (estimated / finalised ..., when given) on every row so
+    the file stands on its own."""
+    columns = [
+        "Month",
+        "Creator",
+        "Title",
+        "Stream",
+        "Gross",
+        "Fees",
+        "Net",
+        "Revenue share",
+        "Earnings",
+        "Currency",
+        "Status",
+    ]
+    rows = found.rows[found.rows["month"] == month] if len(found.rows) else found.rows
+    if rows.empty:
         return pd.DataFrame(columns=columns)
-    money = ["gross", "fees", "net", "earnings"]
-    grouped = (
-        lines.groupby(["creator", "title", "stream", "revenue_share"], sort=True)[money]
-        .agg(lambda s: sum(s, Decimal(0)))
-        .reset_index()
-    )
+    rows = rows.sort_values(["creator", "title", "stream"], kind="stable")
     out = pd.DataFrame(
         {
-            "Creator": grouped["creator"],
-            "Title": grouped["title"],
-            "Stream": grouped["stream"].map(STREAM_LABELS).fillna(grouped["stream"]),
-            "Gross": grouped["gross"],
-            "Fees": grouped["fees"],
-            "Net": grouped["net"],
-            "Revenue share": grouped["revenue_share"],
-            "Earnings": grouped["earnings"],
+            "Month": [f"{month:%Y-%m}"] * len(rows),
+            "Creator": rows["creator"].to_numpy(),
+            "Title": rows["title"].to_numpy(),
+            "Stream": rows["stream"].map(STREAM_LABELS).fillna(rows["stream"]).to_numpy(),
+            "Gross": rows["gross"].to_numpy(),
+            "Fees": rows["fees"].to_numpy(),
+            "Net": rows["net"].to_numpy(),
+            "Revenue share": rows["revenue_share"].to_numpy(),
+            "Earnings": rows["earnings"].to_numpy(),
+            "Currency": [found.currency] * len(rows),
+            "Status": [status] * len(rows),
         }
     )
     total = {
+        "Month": f"{month:%Y-%m}",
         "Creator": "Total",
         "Title": "",
         "Stream": "",
@@ -371,8 +437,10 @@ def statement(found: Earnings, month: date) -> pd.DataFrame:
         "Net": sum(out["Net"], Decimal(0)),
         "Revenue share": None,
         "Earnings": sum(out["Earnings"], Decimal(0)),
+        "Currency": found.currency,
+        "Status": status,
     }
-    return pd.concat([out, pd.DataFrame([total])], ignore_index=True)
+    return pd.concat([out, pd.DataFrame([total])], ignore_index=True)[columns]
 
 
 PAYOUT_COLUMNS = [

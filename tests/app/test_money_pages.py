@@ -211,14 +211,18 @@ def test_finance_approves_a_line_with_step_up_and_the_creator_sees_it_approved()
     box = at.selectbox(key="ledger-line")
     index = next(i for i, o in enumerate(box.options) if o.startswith(name))
     _ok(box.select_index(index).run())
-    assert not [b for b in at.button if b.label == "Record the decision"], "step-up comes first"
-    at = _step_up(at, "finance")
-    assert at.selectbox(key="ledger-line").options[index].startswith(name)
+    security = app_context().security
+    before = len(security.audit.list(action="payout.approve", actor="finance", limit=100))
     decision = next(r for r in at.radio if r.label == "Decision")
     assert decision.options[0] == "Approve for payment"
     _ok(decision.set_value("approve").run())
+    # Pressed before confirming: nothing is recorded, and it says why.
     _ok(widget(at, "button", "Record the decision", form="payout-decision").click().run())
-    security = app_context().security
+    assert any("Not recorded yet" in t for t in texts(at, "warning"))
+    assert len(security.audit.list(action="payout.approve", actor="finance", limit=100)) == before
+    at = _step_up(at, "finance")
+    assert at.selectbox(key="ledger-line").options[index].startswith(name)
+    _ok(widget(at, "button", "Record the decision", form="payout-decision").click().run())
     [record] = security.audit.list(action="payout.approve", actor="finance", limit=1)
     assert record.details["step_up"] is not None and record.details["creator_id"] == 1
     # The creator sees the month approved in their payout timeline, without who approved it.
@@ -236,3 +240,13 @@ def test_statement_amounts_are_decimals_end_to_end():
     found = E.earnings(cursor, Scope.creators([1, 2]), first_month=last, last_month=last)
     table = E.statement(found, last)
     assert all(isinstance(v, Decimal) for v in table["Earnings"])
+
+
+def test_typed_amounts_are_read_strictly():
+    from components.payout_ledger import parse_amount
+
+    assert parse_amount(" 1,234.50 ") == Decimal("1234.50")
+    assert parse_amount("1234") == Decimal("1234")
+    for bad in ("1,50", "1,2,3", "12,,34", ",1", "-5", "1e3", "١٢٣", "１２３", "12.345", "", "NaN"):
+        with pytest.raises(ValueError, match="not an amount"):
+            parse_amount(bad)

@@ -301,7 +301,7 @@ def test_a_decision_on_an_out_of_date_view_is_refused(ledger):
     ],
 )
 def test_a_reason_with_control_characters_is_refused(reason):
-    with pytest.raises(PayoutDecisionError, match="control characters"):
+    with pytest.raises(PayoutDecisionError, match="control or invisible"):
         check_reason(reason, HOLD)
 
 
@@ -334,7 +334,7 @@ def test_reasons_are_checked_by_every_decision_and_kept_as_text(ledger):
     line = wh(1)
     with pytest.raises(PayoutDecisionError, match="A hold needs a reason"):
         book.hold(who, line, expected_seq=0, reason="")
-    with pytest.raises(PayoutDecisionError, match="control characters"):
+    with pytest.raises(PayoutDecisionError, match="control or invisible"):
         book.approve(who, line, expected_seq=0, reason="ok\nok")
     with pytest.raises(PayoutDecisionError, match="An adjustment needs a reason"):
         book.adjust(who, line, expected_seq=0, new_amount=Decimal(1), reason=" ")
@@ -761,3 +761,19 @@ def test_payment_batch_holds_the_approved_unpaid_lines_and_is_audited(ledger):
     with pytest.raises(ValueError, match="once"):
         book.payment_batch([a, a], eve)
     assert sec.audit.verify_chain() == (True, None)
+
+
+@pytest.mark.parametrize(
+    "reason",
+    ["a\u200b\u200b", "ok\u061c", "x\u200e\u200fyz", "\u2060\u2060abc"],
+    ids=["zero-width padding", "arabic letter mark", "lrm-rlm", "word joiners"],
+)
+def test_invisible_characters_neither_pad_nor_hide_a_reason(reason):
+    with pytest.raises(PayoutDecisionError):
+        check_reason(reason, HOLD)
+
+
+def test_a_reason_counts_visible_characters():
+    with pytest.raises(PayoutDecisionError, match="at least 3"):
+        check_reason("a \u0301 ", HOLD)  # one letter, a space and a combining accent
+    assert check_reason("Tax form 👩\u200d💼 missing", HOLD) == "Tax form 👩\u200d💼 missing"

@@ -88,3 +88,23 @@ def test_excel_round_trips_through_pandas(frame):
     back = pd.read_excel(io.BytesIO(to_excel_bytes(frame)))
     assert back["title"].tolist() == frame["title"].tolist()
     assert back["views"].tolist() == frame["views"].tolist()
+
+
+def test_sheet_names_from_warehouse_text_are_made_valid():
+    """Excel refuses : \\ / ? * [ ] in a sheet name (a creator called "AC/DC Media" could not
+    download a statement), and a name may not start or end with an apostrophe."""
+    import io as _io
+
+    import openpyxl as _openpyxl
+    import pandas as _pd
+
+    from data.export.formats import to_excel_bytes as _to_excel
+
+    for title, expected in (
+        ("Statement 2026-09 AC/DC Media", "Statement 2026-09 AC-DC Media"),
+        ("[Why?] Studio: One*", "-Why-- Studio- One-"),
+        ("=HYPERLINK(1)", "=HYPERLINK(1)"),
+        ("", "Data"),
+    ):
+        book = _openpyxl.load_workbook(_io.BytesIO(_to_excel(_pd.DataFrame({"a": [1]}), title)))
+        assert book.active.title == expected
