@@ -341,6 +341,85 @@ MIGRATIONS: list[Migration] = [
             "payout_decisions FOR EACH STATEMENT EXECUTE FUNCTION refuse_payout_decision_change()",
         ),
     ],
+    [
+        # Audience segments and the cluster-model registry (security/segment_store.py). A segment
+        # is a row of ``segments`` (who owns it, its current name, a soft delete) and its saves,
+        # one row each in ``segment_versions`` (1, 2, 3 ... per segment, never changed). Names
+        # are unique per owner among live segments, compared case-folded (``name_key``, folded
+        # by the app: SQLite's lower() folds ASCII only). Owners are usernames, not foreign keys,
+        # as in the audit log: accounts are disabled, never deleted.
+        """CREATE TABLE segments (
+            id {autoincrement_pk},
+            owner TEXT NOT NULL,              -- username
+            name TEXT NOT NULL,               -- the latest version's name
+            name_key TEXT NOT NULL,           -- the name NFKC-normalised and case-folded
+            created_at TEXT NOT NULL,
+            deleted_at TEXT,                  -- soft delete: the versions stay
+            deleted_by TEXT
+        )""",
+        "CREATE UNIQUE INDEX segments_live_name ON segments(owner, name_key) "
+        "WHERE deleted_at IS NULL",
+        """CREATE TABLE segment_versions (
+            segment_id {bigint} NOT NULL REFERENCES segments(id),
+            version INTEGER NOT NULL CHECK (version >= 1),
+            name TEXT NOT NULL,
+            description TEXT NOT NULL,
+            definition TEXT NOT NULL,         -- a JSON object; data/ validates it when loaded
+            saved_by TEXT NOT NULL,           -- username
+            saved_at TEXT NOT NULL,
+            PRIMARY KEY (segment_id, version)
+        )""",
+        # Fitted clustering models: id is the version shown (1, 2, 3 ... issued by the app under
+        # the write lock, so without gaps). The model in use is the one of the latest row of
+        # cluster_model_uses: a fit adds one for the new model, choosing an older one adds one.
+        """CREATE TABLE cluster_models (
+            id INTEGER PRIMARY KEY CHECK (id >= 1),
+            fitted_by TEXT NOT NULL,          -- username
+            fitted_at TEXT NOT NULL,
+            params TEXT NOT NULL,             -- JSON object
+            data_build TEXT NOT NULL,         -- fingerprint of the data it was fitted on
+            quality TEXT NOT NULL,            -- JSON object
+            summary TEXT NOT NULL             -- JSON object: the clusters described
+        )""",
+        """CREATE TABLE cluster_model_uses (
+            id {autoincrement_pk},
+            model_id INTEGER NOT NULL REFERENCES cluster_models(id),
+            chosen_by TEXT NOT NULL,          -- username
+            chosen_at TEXT NOT NULL
+        )""",
+        PerDialect(
+            sqlite=None,
+            postgresql="""CREATE FUNCTION refuse_segment_store_change() RETURNS trigger
+            LANGUAGE plpgsql AS $$
+            BEGIN
+                RAISE EXCEPTION '% is append-only', TG_TABLE_NAME
+                    USING ERRCODE = 'integrity_constraint_violation';
+            END $$""",
+        ),
+        *(
+            statement
+            for table in ("segment_versions", "cluster_models", "cluster_model_uses")
+            for statement in (
+                PerDialect(
+                    sqlite=f"""CREATE TRIGGER {table}_no_update BEFORE UPDATE ON {table}
+           BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END""",
+                    postgresql=f"CREATE TRIGGER {table}_no_update BEFORE UPDATE ON {table} "
+                    "FOR EACH ROW EXECUTE FUNCTION refuse_segment_store_change()",
+                ),
+                PerDialect(
+                    sqlite=f"""CREATE TRIGGER {table}_no_delete BEFORE DELETE ON {table}
+           BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END""",
+                    postgresql=f"CREATE TRIGGER {table}_no_delete BEFORE DELETE ON {table} "
+                    "FOR EACH ROW EXECUTE FUNCTION refuse_segment_store_change()",
+                ),
+                PerDialect(
+                    sqlite=None,
+                    postgresql=f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+                    "FOR EACH STATEMENT EXECUTE FUNCTION refuse_segment_store_change()",
+                ),
+            )
+        ),
+    ],
 ]
 
 _MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (

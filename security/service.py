@@ -35,6 +35,7 @@ from security.passwords import DEFAULT_ROUNDS
 from security.payout_ledger import PayoutLedger
 from security.permissions import Principal
 from security.second_factor import SecondFactorMixin, TotpEnrolment, TotpResult
+from security.segment_store import SegmentStore
 from security.sessions import TOUCH_SECONDS, SessionInfo, SessionsMixin, token_hash
 from security.signin import SIGN_IN_FAILED, SignInMixin, SignInResult
 from security.users import UserStore
@@ -83,6 +84,7 @@ class Security(SignInMixin, SecondFactorMixin, SessionsMixin, ExportChecksMixin)
         self.alerts = Alerts(self.db, self.audit, clock)
         self.users = UserStore(self.db, self.audit, clock, bcrypt_rounds)
         self.payouts = PayoutLedger(self.db, self.audit, clock)
+        self.segments = SegmentStore(self.db, self.audit, clock)
         self._box = SecretBox(settings.secret("app_key"))
 
     # --- convenience -------------------------------------------------------------------------
