@@ -38,3 +38,21 @@ def dimension_options(
             rows = cursor.execute(_OPTION_QUERIES[name]).fetchall()
         options[name] = [(str(value), str(label)) for value, label in rows if value is not None]
     return options
+
+
+# Viewer attributes the segment builder offers beyond the filter dimensions (dim_viewer columns:
+# an allowlist, never user input).
+VIEWER_ATTRIBUTES: tuple[str, ...] = ("region", "acquisition_channel")
+
+
+def viewer_attribute_options(cursor: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
+    """The values of each of VIEWER_ATTRIBUTES present in dim_viewer, sorted."""
+    return {
+        column: [
+            str(value)
+            for (value,) in cursor.execute(
+                f"SELECT DISTINCT {column} FROM dim_viewer WHERE {column} IS NOT NULL ORDER BY 1"
+            ).fetchall()
+        ]
+        for column in VIEWER_ATTRIBUTES
+    }
