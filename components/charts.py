@@ -181,6 +181,39 @@ def stacked_bar_chart(
     table_alternative(frame, title, key)
 
 
+def paired_bar_chart(
+    frame: pd.DataFrame,
+    *,
+    category: str,
+    first: tuple[str, str],
+    second: tuple[str, str],
+    title: str,
+    value_title: str,
+    key: str,
+    percent: bool = False,
+) -> None:
+    """Two bars per category (e.g. a segment against everyone), horizontal, the second grey and
+    hatched so the pair reads without colour."""
+    ordered = frame.iloc[::-1]
+    labels = ordered[category].astype(str).map(label_escape)
+    fig = go.Figure()
+    for (column, label), style in (
+        (second, {"color": COMPARISON_COLOUR, "pattern": {"shape": "/"}}),
+        (first, {"color": CURRENT_COLOUR}),
+    ):
+        fig.add_trace(
+            go.Bar(
+                x=ordered[column], y=labels, orientation="h", name=label_escape(label), marker=style
+            )
+        )
+    fig = _layout(fig, title, value_title, "", height=max(280, 40 * len(frame) + 110))
+    fig.update_layout(barmode="group", hovermode="closest")
+    if percent:
+        fig.update_xaxes(tickformat=".0%")
+    st.plotly_chart(fig, key=f"chart-{key}", config={"displaylogo": False})
+    table_alternative(frame, title, key)
+
+
 def heatmap(
     frame: pd.DataFrame,
     *,

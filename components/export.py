@@ -37,9 +37,18 @@ def prepare_export(
     fmt: str,
     target: str,
     client: str,
+    personal_data: bool = False,
 ) -> bytes:
-    """Check, audit, then build the file. Raises ``ExportRefused`` and builds nothing when refused."""
-    security.record_export(principal, fmt=fmt, target=target, rows=len(frame), client=client)
+    """Check, audit, then build the file. Raises ``ExportRefused`` and builds nothing when refused.
+    ``personal_data``: viewer-level rows, which also need ``export_personal_data``."""
+    security.record_export(
+        principal,
+        fmt=fmt,
+        target=target,
+        rows=len(frame),
+        client=client,
+        personal_data=personal_data,
+    )
     return to_csv_bytes(frame) if fmt == "csv" else to_excel_bytes(frame, target)
 
 
@@ -52,6 +61,7 @@ def export_for_session(
     target: str,
     client: str,
     tab_state: tuple[bool, bool] = (False, False),
+    personal_data: bool = False,
 ) -> bytes:
     """The export, for whoever the session is *now*, as this tab may act: a session signed out,
     idle or disabled since the button was drawn gets ``ExportRefused``, changed roles apply, and
@@ -61,11 +71,19 @@ def export_for_session(
     if principal is None:
         raise ExportRefused(target, "signed_out")
     principal = auth.for_tab(principal, *tab_state)
-    return prepare_export(security, principal, frame, fmt=fmt, target=target, client=client)
+    return prepare_export(
+        security,
+        principal,
+        frame,
+        fmt=fmt,
+        target=target,
+        client=client,
+        personal_data=personal_data,
+    )
 
 
 def _deferred(
-    security: Security, frame: pd.DataFrame, fmt: str, target: str
+    security: Security, frame: pd.DataFrame, fmt: str, target: str, personal_data: bool = False
 ) -> Callable[[], bytes]:
     client = auth.client_id()
     token = st.session_state.get(auth.TOKEN_KEY, "")
@@ -76,17 +94,32 @@ def _deferred(
     def build() -> bytes:
         # Runs when the button is clicked, possibly long after the page was drawn.
         return export_for_session(
-            security, token, snapshot, fmt=fmt, target=target, client=client, tab_state=tab_state
+            security,
+            token,
+            snapshot,
+            fmt=fmt,
+            target=target,
+            client=client,
+            tab_state=tab_state,
+            personal_data=personal_data,
         )
 
     return build
 
 
 def export_buttons(
-    security: Security, principal: Principal, frame: pd.DataFrame, *, name: str, key: str
+    security: Security,
+    principal: Principal,
+    frame: pd.DataFrame,
+    *,
+    name: str,
+    key: str,
+    personal_data: bool = False,
+    formats: tuple[str, ...] = tuple(FORMATS),
 ) -> None:
-    """CSV and Excel buttons for the formats this principal may export."""
-    allowed = [fmt for fmt in FORMATS if principal.may(f"export_{fmt}")]
+    """Download buttons for the ``formats`` this principal may export; ``personal_data``:
+    viewer-level rows (also checked for ``export_personal_data`` when the file is made)."""
+    allowed = [fmt for fmt in formats if principal.may(f"export_{fmt}")]
     if not allowed:
         st.caption("Downloads are not available for your role.")
         return
@@ -101,7 +134,7 @@ def export_buttons(
         label, extension, mime = FORMATS[fmt]
         column.download_button(
             label,
-            _deferred(security, frame, fmt, name),
+            _deferred(security, frame, fmt, name, personal_data),
             file_name=f"{key}.{extension}",
             mime=mime,
             key=f"dl-{fmt}-{key}",

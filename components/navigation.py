@@ -38,6 +38,7 @@ PAGE_SPECS: tuple[PageSpec, ...] = (
     PageSpec("overview", "Overview", "📊", "app_pages/overview.py", default=True),
     PageSpec("engagement", "Engagement", "🔥", "app_pages/engagement.py"),
     PageSpec("compare", "Compare titles", "⚖️", "app_pages/compare.py"),
+    PageSpec("segments", "Segments", "🎯", "app_pages/segments.py"),
     PageSpec("revenue", "Revenue", "💵", "app_pages/revenue.py"),
     PageSpec("earnings", "Earnings", "💰", "app_pages/earnings.py"),
     PageSpec("account", "My account", "👤", "app_pages/account.py"),

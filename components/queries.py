@@ -24,6 +24,7 @@ from data.queries import (
     metrics,
     money,
     revenue,
+    segments,
     title_periods,
 )
 from data.queries.filters import Filters, Scope
@@ -73,10 +74,49 @@ QUERIES: dict[str, QueryFn] = {
     "mrr_movement": revenue.mrr_movement,
     "plan_economics": revenue.plan_economics,
     "ad_performance": revenue.ad_performance,
+    # Segments (issue 13): viewers are nobody's creator rows; data/ refuses a creator scope.
+    "segment_options": lambda cursor, _filters, scope: segment_options(cursor, scope),
+    "segment_size": lambda cursor, _filters, scope, definition: segments.segment_size(
+        cursor, definition, scope
+    ),
+    "segment_funnel": lambda cursor, _filters, scope, definition: segments.segment_funnel(
+        cursor, definition, scope
+    ),
+    "segment_profile": lambda cursor, _filters, scope, definition: segments.segment_profile(
+        cursor, definition, scope
+    ),
+    "segment_overlap": lambda cursor, _filters, scope, definitions: segments.segment_overlap(
+        cursor, dict(definitions), scope
+    ),
+    "segment_members": lambda cursor, _filters, scope, definition, attributes=(): (
+        segments.segment_members(cursor, definition, scope, attributes=attributes)
+    ),
     "payout_checks": lambda cursor, _filters, scope, **options: earnings.payout_checks(
         cursor, scope, **options
     ),
 }
+
+
+def segment_options(cursor: duckdb.DuckDBPyConnection, scope: Scope) -> dict[str, list]:
+    """What the segment builder offers: (value, label) pairs per list condition and filter."""
+    found = dimensions.dimension_options(cursor, scope)
+    extra = dimensions.viewer_attribute_options(cursor)
+    titles = comparison.title_catalog(cursor, None, scope)
+    return {
+        "country": found["country"],
+        "device": found["device"],
+        "plan": found["plan"],
+        "age_band": found["age_band"],
+        "genre": found["genre"],
+        "kind": found["kind"],
+        "creator_id": found["creator"],
+        "title_id": [
+            (str(t), str(n)) for t, n in zip(titles["title_id"], titles["name"], strict=True)
+        ],
+        "region": [(v, v) for v in extra["region"]],
+        "acquisition_channel": [(v, v) for v in extra["acquisition_channel"]],
+    }
+
 
 # Queries that show money: run in the reporting currency (the ``reporting_currency`` setting),
 # which is then part of their cache key like every other option.
