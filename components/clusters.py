@@ -98,7 +98,12 @@ def _fit_form(ctx: AppContext, principal: Principal, last_day: date) -> None:
         return
     with st.status("Fitting clusters…", expanded=True) as status:
         st.write("Reading each active viewer's behaviour…")
-        model, features = _fitted(ctx.store.generation(), last_day, int(window_days), k)
+        try:
+            model, features = _fitted(ctx.store.generation(), last_day, int(window_days), k)
+        except ValueError as exc:
+            status.update(label="Not fitted", state="error")
+            st.error(f"Clusters could not be fitted: {md_escape(exc)}", icon="🚫")
+            return
         st.write(f"Fitted {model.k} clusters on {len(features):,} viewers.")
         descriptions = describe_clusters(model, features)
         try:

@@ -29,7 +29,7 @@ from data.queries import (
 )
 from data.queries.filters import Filters, Scope
 from models import similarity, underperformance
-from security.permissions import Principal
+from security.permissions import Principal, require
 
 QueryFn = Callable[..., Any]
 
@@ -88,8 +88,8 @@ QUERIES: dict[str, QueryFn] = {
     "segment_overlap": lambda cursor, _filters, scope, definitions: segments.segment_overlap(
         cursor, dict(definitions), scope
     ),
-    "segment_members": lambda cursor, _filters, scope, definition, attributes=(): (
-        segments.segment_members(cursor, definition, scope, attributes=attributes)
+    "segment_members": lambda cursor, _filters, scope, definition, attributes=(), limit=None: (
+        segments.segment_members(cursor, definition, scope, attributes=attributes, limit=limit)
     ),
     "payout_checks": lambda cursor, _filters, scope, **options: earnings.payout_checks(
         cursor, scope, **options
@@ -137,6 +137,17 @@ MONEY_QUERIES = frozenset(
     }
 )
 
+# Queries that need more than a scope: the page (or action) the principal must be granted, checked
+# here as well as by the page, so no other page can ask for them (viewer-level rows above all).
+QUERY_REQUIRES: dict[str, tuple[str, ...]] = {
+    "segment_size": ("segments",),
+    "segment_funnel": ("segments",),
+    "segment_profile": ("segments",),
+    "segment_overlap": ("segments",),
+    "segment_options": ("segments",),
+    "segment_members": ("segments", "export_personal_data"),
+}
+
 # How many times each query was asked for in this process. Tests read it to prove that a page
 # a principal may not open ran no query at all.
 QUERY_REQUESTS: Counter[str] = Counter()
@@ -156,6 +167,8 @@ def run(
     """Run an allowlisted query for the principal's scope (cached per scope and extract); money
     in the reporting currency."""
     QUERY_REQUESTS[name] += 1
+    for needed in QUERY_REQUIRES.get(name, ()):
+        require(principal, needed)
     if name in MONEY_QUERIES:
         options["currency"] = reporting_currency(ctx)
     return _cached(

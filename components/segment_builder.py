@@ -17,7 +17,11 @@ from typing import Any
 
 import streamlit as st
 
+from components.text import md_escape
+from data.queries.segments import check_definition
+
 DOC_KEY = "segment-doc"
+RAW_KEY = "segment-raw"  # a loaded document that did not validate: (its JSON text, why)
 NONCE_KEY = "segment-nonce"
 EMPTY_DOC: dict[str, Any] = {
     "version": 1,
@@ -65,10 +69,42 @@ def current_doc() -> dict[str, Any]:
     return st.session_state[DOC_KEY]
 
 
-def load(doc: dict[str, Any]) -> None:
-    """Put a document in the builder (a saved segment, a cluster's rule, a JSON edit)."""
-    st.session_state[DOC_KEY] = copy.deepcopy(doc)
+def load(doc: Any, *, validate: bool = True) -> None:
+    """Put a document in the builder (a saved segment, a cluster's rule, a JSON edit).
+
+    A document that does not validate (a saved version written by an older release, say) is
+    not drawn as widgets, which could not show it: the builder starts empty and the JSON editor
+    holds the document, open, with what is wrong with it.
+    """
+    problem = _problem(doc) if validate else None
+    if problem is None:
+        st.session_state[DOC_KEY] = copy.deepcopy(doc)
+        st.session_state.pop(RAW_KEY, None)
+    else:
+        st.session_state[DOC_KEY] = copy.deepcopy(EMPTY_DOC)
+        st.session_state[RAW_KEY] = (_as_text(doc), problem)
     st.session_state[NONCE_KEY] = st.session_state.get(NONCE_KEY, 0) + 1
+
+
+def _problem(doc: Any) -> str | None:
+    """Why ``doc`` cannot be drawn, if it cannot; empty groups are fine here (being built)."""
+
+    def filled(group: Any) -> Any:
+        if not isinstance(group, dict) or not isinstance(group.get("items"), list):
+            return group
+        items = [filled(i) for i in group["items"]] or [{"type": "subscribed"}]
+        return {**group, "items": items}
+
+    if isinstance(doc, dict) and "match" in doc:
+        doc = {**doc, "match": filled(doc["match"])}
+    return check_definition(doc)
+
+
+def _as_text(doc: Any) -> str:
+    try:
+        return json.dumps(doc, indent=2, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return str(doc)
 
 
 def _nonce() -> int:
@@ -83,11 +119,11 @@ def _default_condition(kind: str, options: dict[str, list]) -> dict[str, Any]:
         values = options.get(kind) or []
         return {"type": kind, "any_of": [values[0][0]] if values else []}
     if shape == "dates":
-        return {"type": kind, "after": date.today().replace(month=1, day=1).isoformat()}
+        return {"type": kind, "after": date(date.today().year - 1, 1, 1).isoformat()}
     return {"type": kind}
 
 
-def builder(options: dict[str, list[tuple[str, str]]]) -> dict[str, Any]:
+def builder(options: dict[str, list[tuple[str, str]]], last_day: date) -> dict[str, Any]:
     """Draw the builder; return the document as the widgets now say.
 
     ``options``: value lists per list condition and per filter (``genre``, ``kind``,
@@ -95,7 +131,7 @@ def builder(options: dict[str, list[tuple[str, str]]]) -> dict[str, Any]:
     """
     doc = current_doc()
     key = f"seg{_nonce()}"
-    window = _window(doc.get("window", {}), key)
+    window = _window(doc.get("window", {}), key, last_day)
     match = doc.get("match") or {"op": "and", "items": []}
     match = _group(match, options, f"{key}-m", top=True)
     new = {"version": 1, "window": window, "match": match}
@@ -103,7 +139,7 @@ def builder(options: dict[str, list[tuple[str, str]]]) -> dict[str, Any]:
     return new
 
 
-def _window(window: dict[str, Any], key: str) -> dict[str, Any]:
+def _window(window: dict[str, Any], key: str, last_day: date) -> dict[str, Any]:
     left, right = st.columns([2, 3])
     mode = left.radio(
         "Behaviour over",
@@ -124,8 +160,9 @@ def _window(window: dict[str, Any], key: str) -> dict[str, Any]:
             help="Counted back from the last day with data.",
         )
         return {"last_days": int(days)}
-    start = _as_date(window.get("start")) or date.today().replace(day=1)
-    end = _as_date(window.get("end")) or date.today()
+    # Defaults from the data's last day: an extract that ends in the past is not an empty today.
+    start = _as_date(window.get("start")) or last_day.replace(day=1)
+    end = _as_date(window.get("end")) or last_day
     chosen = right.date_input("From – to", value=(start, end), key=f"{key}-wrange")
     if isinstance(chosen, tuple) and len(chosen) == 2:
         return {"start": chosen[0].isoformat(), "end": chosen[1].isoformat()}
@@ -185,7 +222,7 @@ def _group(
 def _structural(change: Callable[[dict[str, Any]], Any]) -> None:
     doc = copy.deepcopy(st.session_state[DOC_KEY])
     change(doc)
-    load(doc)
+    load(doc, validate=False)
     st.rerun()
 
 
@@ -358,10 +395,17 @@ def _filter(
 
 def json_editor(parse: Callable[[Any], Any], key: str = "segment-json") -> None:
     """The document as JSON, editable; "Apply" validates it exactly as a saved one and loads it."""
-    with st.expander("Edit as JSON (nested groups, any depth)"):
+    raw = st.session_state.get(RAW_KEY)
+    with st.expander("Edit as JSON (nested groups, any depth)", expanded=raw is not None):
+        if raw is not None:
+            st.warning(
+                f"This definition cannot be used as it is: {md_escape(raw[1])}. Correct it here "
+                "and apply it.",
+                icon="⚠️",
+            )
         text = st.text_area(
             "Definition",
-            value=json.dumps(current_doc(), indent=2),
+            value=raw[0] if raw is not None else json.dumps(current_doc(), indent=2),
             height=240,
             key=f"{key}-{_nonce()}",
         )
@@ -369,7 +413,7 @@ def json_editor(parse: Callable[[Any], Any], key: str = "segment-json") -> None:
             try:
                 definition = parse(text)
             except ValueError as exc:
-                st.error(f"Not applied: {exc}", icon="🚫")
+                st.error(f"Not applied: {md_escape(exc)}", icon="🚫")
                 return
             load(definition.to_json())
             st.rerun()

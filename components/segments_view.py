@@ -48,8 +48,18 @@ def _options(ctx: AppContext, principal: Principal) -> dict[str, list[tuple[str,
     return queries.run(ctx, principal, "segment_options")
 
 
+def _empty_group(group: Any) -> bool:
+    items = group.get("items") if isinstance(group, dict) else None
+    return isinstance(items, list) and any(
+        isinstance(i, dict) and "items" in i and (not i["items"] or _empty_group(i)) for i in items
+    )
+
+
 def _parse(doc: Any):
     """A SegmentDefinition, or None after saying why not."""
+    if _empty_group(doc.get("match")):
+        st.info("A group has no condition yet: add one to it, or remove the group.", icon="✏️")
+        return None
     try:
         return parse_definition(doc)
     except SegmentDefinitionError as exc:
@@ -71,7 +81,7 @@ def build_section(ctx: AppContext, principal: Principal, last_day: date) -> None
             st.session_state.pop(EDITING_KEY, None)
             segment_builder.load(segment_builder.EMPTY_DOC)
             st.rerun()
-    doc = segment_builder.builder(_options(ctx, principal))
+    doc = segment_builder.builder(_options(ctx, principal), last_day)
     if not doc["match"]["items"]:
         st.info(
             "Add a condition to see who is in the audience: a property of the viewer (country, "
@@ -199,7 +209,7 @@ def _save_form(ctx: AppContext, principal: Principal, definition, editing: dict 
         st.error(md_escape(exc), icon="🚫")
         return
     st.session_state[EDITING_KEY] = _editing(version)
-    st.toast(f"Saved “{version.name}”, version {version.version}.", icon="✅")
+    st.toast(f"Saved “{md_escape(version.name)}”, version {version.version}.", icon="✅")
     st.rerun()
 
 
@@ -246,7 +256,7 @@ def saved_section(ctx: AppContext, principal: Principal, last_day: date) -> None
     segment_id = st.selectbox(
         "Segment",
         list(by_id),
-        format_func=lambda i: f"{by_id[i].name} ({by_id[i].owner})",
+        format_func=_unique_labels(summaries).get,
         key="saved-segment",
     )
     versions = store.versions(principal, segment_id)
@@ -283,7 +293,7 @@ def saved_section(ctx: AppContext, principal: Principal, last_day: date) -> None
             except SegmentStoreError as exc:
                 st.error(md_escape(exc), icon="🚫")
             else:
-                st.toast(f"Duplicated as “{copy.name}”.", icon="✅")
+                st.toast(f"Duplicated as “{md_escape(copy.name)}”.", icon="✅")
                 st.rerun()
     with cols[2].popover("Delete"):
         st.write("The segment leaves every list; its versions stay in the audit trail.")
@@ -315,8 +325,14 @@ def _crm_export(ctx: AppContext, principal: Principal, version, definition) -> N
     )
     if not step_up_ok(ctx, principal, "export_personal_data", key="crm"):
         return
+    # One row over the cap is enough to know the file would be refused.
     members = queries.run(
-        ctx, principal, "segment_members", definition=definition, attributes=tuple(attributes)
+        ctx,
+        principal,
+        "segment_members",
+        definition=definition,
+        attributes=tuple(attributes),
+        limit=principal.export_row_cap + 1,
     )
     exported_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     frame = members.assign(
@@ -345,10 +361,11 @@ def overlap_section(ctx: AppContext, principal: Principal, last_day: date) -> No
         st.info("Save at least two segments to compare their audiences.", icon="🔀")
         return
     by_id = {s.segment_id: s for s in summaries}
+    labels = _unique_labels(summaries)
     chosen = st.multiselect(
         "Segments to compare (2 to 4)",
         list(by_id),
-        format_func=lambda i: by_id[i].name,
+        format_func=labels.get,
         max_selections=4,
         key="overlap-segments",
     )
@@ -357,9 +374,14 @@ def overlap_section(ctx: AppContext, principal: Principal, last_day: date) -> No
         return
     definitions = []
     for segment_id in chosen:
-        latest = store.get(principal, segment_id)
         try:
-            definitions.append((latest.name, parse_definition(latest.definition)))
+            latest = store.get(principal, segment_id)
+        except SegmentStoreError as exc:
+            st.warning(md_escape(exc), icon="⚠️")
+            return
+        try:
+            # Labels, not names, key the overlap: two owners may both have a "Fans".
+            definitions.append((labels[segment_id], parse_definition(latest.definition)))
         except SegmentDefinitionError as exc:
             st.warning(
                 f"“{md_escape(latest.name)}” no longer validates: {md_escape(exc)}", icon="⚠️"
@@ -390,6 +412,18 @@ def overlap_section(ctx: AppContext, principal: Principal, last_day: date) -> No
         "“A ∩ B only” counts viewers in A and B and in none of the others; the regions add up to "
         "the union. Each segment is counted over its own window."
     )
+
+
+def _unique_labels(summaries) -> dict[int, str]:
+    """A label per segment that no other segment shares: the name, with its owner when another
+    segment has the name, and its number when even that is shared."""
+    names = [s.name for s in summaries]
+    labels = {
+        s.segment_id: s.name if names.count(s.name) == 1 else f"{s.name} ({s.owner})"
+        for s in summaries
+    }
+    values = list(labels.values())
+    return {i: (v if values.count(v) == 1 else f"{v} #{i}") for i, v in labels.items()}
 
 
 # --- clusters ---------------------------------------------------------------------------------

@@ -440,8 +440,11 @@ def _text(value: Any, path: str) -> str:
         raise SegmentDefinitionError(
             path, f"must be at most {MAX_TEXT} characters, got {len(value)}"
         )
-    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value):
-        raise SegmentDefinitionError(path, f"must not hold control characters, got {_show(value)}")
+    # Format characters (bidi overrides, zero-width spaces) could make a value read as another.
+    if any(unicodedata.category(ch) in ("Cc", "Cs", "Cf") for ch in value):
+        raise SegmentDefinitionError(
+            path, f"must not hold control or invisible formatting characters, got {_show(value)}"
+        )
     return value
 
 
@@ -453,6 +456,11 @@ def _bool(value: Any, path: str) -> bool:
 
 def _number(value: Any, path: str) -> int | float:
     ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if ok and isinstance(value, int) and value > MAX_NUMBER:
+        # Checked before isfinite(), which overflows on a huge integer (10**400).
+        raise SegmentDefinitionError(
+            path, f"must be at most {MAX_NUMBER:,.0f}, got a larger number"
+        )
     if not ok or not math.isfinite(value) or value < 0:
         raise SegmentDefinitionError(path, f"must be a number ≥ 0, got {_show(value)}")
     if value > MAX_NUMBER:
@@ -672,6 +680,11 @@ def parse_definition(doc: Mapping[str, Any] | str | SegmentDefinition) -> Segmen
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             where = f" (line {exc.lineno}, column {exc.colno})" if hasattr(exc, "lineno") else ""
             raise SegmentDefinitionError("definition", f"is not valid JSON{where}") from None
+        except SegmentDefinitionError:
+            raise  # a duplicate key or NaN, said by the hooks
+        except ValueError:
+            # Python refuses integers of more than 4,300 digits while parsing.
+            raise SegmentDefinitionError("definition", "holds a number far too large") from None
         except RecursionError:
             raise SegmentDefinitionError("definition", "is nested too deeply") from None
     obj = _object(doc, "definition")
