@@ -420,6 +420,69 @@ MIGRATIONS: list[Migration] = [
             )
         ),
     ],
+    [
+        # Saved reports (security/report_store.py), shaped like segments (migration 5): a row of
+        # ``reports`` (owner, current name, soft delete) and its saves in ``report_versions``
+        # (1, 2, 3 ... per report, never changed). ``report_shares`` is the report's current
+        # share list, one row per user or role it is shared with; a share replaces the report's
+        # rows in one transaction (the audit log keeps every list ever set).
+        """CREATE TABLE reports (
+            id {autoincrement_pk},
+            owner TEXT NOT NULL,              -- username
+            name TEXT NOT NULL,               -- the latest version's name
+            name_key TEXT NOT NULL,           -- the name NFKC-normalised and case-folded
+            created_at TEXT NOT NULL,
+            deleted_at TEXT,                  -- soft delete: versions and shares stay
+            deleted_by TEXT
+        )""",
+        "CREATE UNIQUE INDEX reports_live_name ON reports(owner, name_key) "
+        "WHERE deleted_at IS NULL",
+        """CREATE TABLE report_versions (
+            report_id {bigint} NOT NULL REFERENCES reports(id),
+            version INTEGER NOT NULL CHECK (version >= 1),
+            name TEXT NOT NULL,
+            description TEXT NOT NULL,
+            definition TEXT NOT NULL,         -- a JSON object; the report builder validates it
+            saved_by TEXT NOT NULL,           -- username
+            saved_at TEXT NOT NULL,
+            PRIMARY KEY (report_id, version)
+        )""",
+        """CREATE TABLE report_shares (
+            report_id {bigint} NOT NULL REFERENCES reports(id),
+            kind TEXT NOT NULL CHECK (kind IN ('user', 'role')),
+            name TEXT NOT NULL,               -- a username or a role
+            shared_by TEXT NOT NULL,          -- username
+            shared_at TEXT NOT NULL,
+            PRIMARY KEY (report_id, kind, name)
+        )""",
+        "CREATE INDEX report_shares_name ON report_shares(kind, name)",
+        PerDialect(
+            sqlite=None,
+            postgresql="""CREATE FUNCTION refuse_report_version_change() RETURNS trigger
+            LANGUAGE plpgsql AS $$
+            BEGIN
+                RAISE EXCEPTION 'report_versions is append-only'
+                    USING ERRCODE = 'integrity_constraint_violation';
+            END $$""",
+        ),
+        PerDialect(
+            sqlite="""CREATE TRIGGER report_versions_no_update BEFORE UPDATE ON report_versions
+           BEGIN SELECT RAISE(ABORT, 'report_versions is append-only'); END""",
+            postgresql="CREATE TRIGGER report_versions_no_update BEFORE UPDATE ON "
+            "report_versions FOR EACH ROW EXECUTE FUNCTION refuse_report_version_change()",
+        ),
+        PerDialect(
+            sqlite="""CREATE TRIGGER report_versions_no_delete BEFORE DELETE ON report_versions
+           BEGIN SELECT RAISE(ABORT, 'report_versions is append-only'); END""",
+            postgresql="CREATE TRIGGER report_versions_no_delete BEFORE DELETE ON "
+            "report_versions FOR EACH ROW EXECUTE FUNCTION refuse_report_version_change()",
+        ),
+        PerDialect(
+            sqlite=None,
+            postgresql="CREATE TRIGGER report_versions_no_truncate BEFORE TRUNCATE ON "
+            "report_versions FOR EACH STATEMENT EXECUTE FUNCTION refuse_report_version_change()",
+        ),
+    ],
 ]
 
 _MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (

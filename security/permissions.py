@@ -24,7 +24,8 @@ segments      marketer, analyst, admin
 forecast      executive, manager, analyst, finance, admin
 revenue       executive, finance, admin                                    yes
 earnings      creator (own creators), finance, admin (all creators)        yes
-reports       executive, manager, analyst, admin
+reports       every role (build: executive, manager, analyst, admin; the
+              others read reports shared with them, with their own scope)
 admin         admin
 ============  ===========================================================  =====
 
@@ -49,6 +50,7 @@ run_sync               admin
 erase_viewer           admin                                                      yes
 approve_payout         finance (separation of duties: not admin)                  yes
 change_models          analyst, admin
+build_reports          executive, manager, analyst, admin
 =====================  =========================================================  ========
 
 2FA (``MFA_ROLES``): admin, executive, finance, creator — every role that sees money or can take
@@ -112,7 +114,9 @@ PAGE_ROLES: dict[str, frozenset[str]] = {
     "forecast": frozenset({EXECUTIVE, MANAGER, ANALYST, FINANCE, ADMIN}),
     "revenue": frozenset({EXECUTIVE, FINANCE, ADMIN}),
     "earnings": frozenset({CREATOR, FINANCE, ADMIN}),
-    "reports": frozenset({EXECUTIVE, MANAGER, ANALYST, ADMIN}),
+    # Every role opens Reports to read reports shared with them (with their own scope and money
+    # rights); building and saving reports is the build_reports action.
+    "reports": _ALL,
     "admin": frozenset({ADMIN}),
 }
 PAGES: tuple[str, ...] = tuple(PAGE_ROLES)
@@ -138,6 +142,7 @@ ACTION_ROLES: dict[str, frozenset[str]] = {
     "erase_viewer": frozenset({ADMIN}),
     "approve_payout": frozenset({FINANCE}),
     "change_models": frozenset({ANALYST, ADMIN}),
+    "build_reports": frozenset({EXECUTIVE, MANAGER, ANALYST, ADMIN}),
 }
 ACTIONS: tuple[str, ...] = tuple(ACTION_ROLES)
 # Actions that need a fresh password + code (see security.totp step-up), valid a few minutes.

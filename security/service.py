@@ -34,6 +34,7 @@ from security.export_checks import ExportChecksMixin, ExportRefused
 from security.passwords import DEFAULT_ROUNDS
 from security.payout_ledger import PayoutLedger
 from security.permissions import Principal
+from security.report_store import ReportStore
 from security.second_factor import SecondFactorMixin, TotpEnrolment, TotpResult
 from security.segment_store import SegmentStore
 from security.sessions import TOUCH_SECONDS, SessionInfo, SessionsMixin, token_hash
@@ -85,6 +86,7 @@ class Security(SignInMixin, SecondFactorMixin, SessionsMixin, ExportChecksMixin)
         self.users = UserStore(self.db, self.audit, clock, bcrypt_rounds)
         self.payouts = PayoutLedger(self.db, self.audit, clock)
         self.segments = SegmentStore(self.db, self.audit, clock)
+        self.reports = ReportStore(self.db, self.audit, clock)
         self._box = SecretBox(settings.secret("app_key"))
 
     # --- convenience -------------------------------------------------------------------------
