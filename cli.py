@@ -199,6 +199,102 @@ def erase(
     )
 
 
+@app.command()
+def forecast(
+    all_series: bool = typer.Option(
+        False, "--all", help="Precompute the platform, every genre and the top titles."
+    ),
+    titles: int = typer.Option(50, min=0, help="How many of the most viewed titles (91 days)."),
+    horizon: int = typer.Option(90, min=7, max=365, help="Days ahead (the page's default: 90)."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar (for cron)."),
+) -> None:
+    """Precompute the Forecast page's default forecasts (views, daily, with backtests) into the
+    sealed disk cache in the data folder, so the page's first viewer waits for nothing.
+
+    Run it after a sync: forecasts are keyed by the extract's build, so a new build's first
+    forecast clears the older ones. A series too short or too sparse is reported, not an error;
+    one series that fails never stops the batch (exit status 1 at the end)."""
+    import logging
+
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    # The page's modules are imported outside a Streamlit server: Streamlit's "no runtime"
+    # notices are noise here.
+    logging.disable(logging.WARNING)
+    try:
+        from components.forecast_view import disk_cache_for, precompute
+    finally:
+        logging.disable(logging.NOTSET)
+    from data.extract.store import ExtractError, store_from_settings
+    from models import forecasting as F
+    from security.forecast_defaults import ForecastDefaultsStore
+    from security.service import Security
+    from settings import SettingsError, load_settings
+
+    if not all_series:
+        typer.echo("Nothing to do: pass --all to precompute every default forecast.", err=True)
+        raise typer.Exit(2)
+    console = Console(stderr=True)
+    try:
+        settings = load_settings()
+        store = store_from_settings(settings)
+        cursor = store.cursor()
+        security = Security(settings)
+    except (SettingsError, ExtractError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    cache = disk_cache_for(settings)
+    if cache is None:
+        typer.echo("error: the app key is not available, so nothing can be cached.", err=True)
+        raise typer.Exit(2)
+    defaults = ForecastDefaultsStore(security.db, security.audit).current().defaults
+    F._prophet()  # imported (and its loggers quietened) before the bar starts
+    with Progress(
+        TextColumn("{task.description:<40.40}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=quiet,
+    ) as bar:
+        task = bar.add_task("forecasts", total=None)
+
+        def show(done: int, total: int, label: str) -> None:
+            bar.update(task, completed=done, total=total, description=label)
+
+        result = precompute(
+            cursor,
+            cache,
+            defaults,
+            currency=str(settings.reporting_currency),
+            top_titles=titles,
+            horizon_days=horizon,
+            progress=show,
+        )
+    if result.as_of is None:
+        typer.echo("The extract has no view sessions yet: nothing to forecast.")
+        return
+    refused = [r for r in result.rows if r[1].startswith("refused")]
+    typer.echo(
+        f"{len(result.rows)} series to {result.as_of} (build {result.build[:12]}) in "
+        f"{result.seconds:.1f} s: {result.count('forecast')} forecast, "
+        f"{result.count('cached')} already cached, {len(refused)} too short or too sparse, "
+        f"{len(result.failed)} failed."
+    )
+    typer.echo(f"Cache: {cache.folder / result.build} ({cache.entries(result.build)} entries).")
+    for label, outcome, _seconds in result.failed:
+        typer.echo(f"failed: {label}: {outcome}", err=True)
+    if result.failed:
+        raise typer.Exit(1)
+
+
 # Benchmarks (bench/); each sub-command writes its results to bench/results/.
 bench_app = typer.Typer(help="Benchmarks; results go to bench/results/.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench", no_args_is_help=True)

@@ -22,6 +22,15 @@ On the cached 1M-view demo extract of ``bench/queries.py`` (built the first time
   With fewer than 200 series the time for 200 is extrapolated from the measured rate, and the
   results file says so.
 
+- **page** (``--page-runs`` fresh processes, medians): the Forecast page itself, run by
+  Streamlit's AppTest on the same extract (linked into a temporary data folder) as the demo
+  analyst, from the click to the end of the script run: *cold* (the page's first forecast:
+  views, daily, 90 days, with its backtest; Prophet imported beforehand, timed apart), *cached*
+  (a second user's session: the query cache answers), and *disk* (the query cache cleared, as
+  after a restart: the sealed disk cache that ``cli.py forecast --all`` fills answers). The
+  page's own counters (``components.forecast_view.FITS``) say which path each run took.
+  ``--page-only`` measures just this and merges it into the existing results file.
+
 Writes bench/results/forecast.json with the machine and the load average.
 """
 
@@ -33,6 +42,7 @@ import os
 import pickle
 import platform
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -238,6 +248,96 @@ def _by_folds(series, last: date, repeat: int = 3) -> dict[str, Any]:
     return out
 
 
+def _page_child(rows: int) -> dict[str, Any]:
+    """Run in a fresh process: the Forecast page in AppTest on the bench extract (see the module
+    docstring); seconds per run and the page's counters."""
+    from bench.queries import _bench_key
+
+    store = _store(rows)
+    folder = Path(tempfile.mkdtemp(prefix="forecast-page-bench-"))
+    data = folder / "data"
+    data.mkdir(mode=0o700)
+    (data / "extract.duckdb").symlink_to(store.path)
+    os.environ.update(
+        {
+            "SPOTLIGHT_DATA_DIR": str(data),
+            "SPOTLIGHT_KEY_DIR": str(folder / "keys"),
+            "SPOTLIGHT_EXTRACT_KEY": _bench_key(),
+        }
+    )
+    os.environ.pop("SPOTLIGHT_WAREHOUSE_URL", None)
+    from streamlit.testing.v1 import AppTest
+
+    from components import forecast_view
+    from models import forecasting as F
+    from security.demo import DEMO_PASSWORD
+
+    def signed_in(username: str) -> AppTest:
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600).run()
+        for element in at.text_input:
+            if element.label == "Username":
+                element.input(username)
+            elif element.label == "Password":
+                element.input(DEMO_PASSWORD)
+        next(b for b in at.button if b.label == "Sign in").click().run()
+        return at
+
+    def timed(at: AppTest) -> tuple[float, dict[str, int]]:
+        before = dict(forecast_view.FITS)
+        t0 = time.perf_counter()
+        at.switch_page("app_pages/forecast.py").run()
+        seconds = time.perf_counter() - t0
+        assert not at.exception, [e.value for e in at.exception]
+        assert any(m.label == "MASE, model" for m in at.metric), "the page drew no forecast"
+        after = dict(forecast_view.FITS)
+        return seconds, {k: after.get(k, 0) - before.get(k, 0) for k in after}
+
+    t0 = time.perf_counter()
+    F._prophet()
+    imported = time.perf_counter() - t0
+    cold, cold_paths = timed(signed_in("analyst"))
+    cached, cached_paths = timed(signed_in("manager"))
+    import streamlit as st
+
+    st.cache_data.clear()  # as after a restart: only the disk cache holds the forecast
+    disk_user = signed_in("analyst")
+    disk, disk_paths = timed(disk_user)
+    again, again_paths = timed(disk_user)
+    shutil.rmtree(folder, ignore_errors=True)
+    return {
+        "import_seconds": imported,
+        "cold_page_seconds": cold,
+        "cold_paths": cold_paths,
+        "cached_page_seconds": cached,
+        "cached_paths": cached_paths,
+        "disk_page_seconds": disk,
+        "disk_paths": disk_paths,
+        "rerun_same_session_seconds": again,
+        "rerun_paths": again_paths,
+    }
+
+
+def run_page(rows: int, runs: int) -> dict[str, Any]:
+    """The page-level numbers, ``runs`` fresh processes; medians."""
+    _store(rows)  # built before anything is timed
+    found = []
+    for _ in range(runs):
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.forecast", "--rows", str(rows), "--page-child"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        found.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    numeric = [k for k, v in found[0].items() if isinstance(v, float)]
+    return {
+        "runs": found,
+        **{f"{k}_median": statistics.median(r[k] for r in found) for k in numeric},
+        "load_average_at_end": os.getloadavg(),
+    }
+
+
 def run(rows: int, n_series: int, workers: int, cold_runs: int) -> dict[str, Any]:
     result: dict[str, Any] = {
         "rows": rows,
@@ -350,12 +450,34 @@ def main() -> None:
     parser.add_argument("--series", type=int, default=TARGET_SERIES, help="series to precompute")
     parser.add_argument("--workers", type=int, default=2, help="processes for the precompute")
     parser.add_argument("--cold-runs", type=int, default=3, help="fresh processes for 'cold'")
+    parser.add_argument("--page-runs", type=int, default=3, help="fresh processes for 'page'")
+    parser.add_argument(
+        "--page-only", action="store_true", help="only the page-level numbers, merged in"
+    )
     parser.add_argument("--cold-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--page-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.cold_child:
         print(json.dumps(_cold(args.rows)))
         return
-    run(args.rows, args.series, args.workers, args.cold_runs)
+    if args.page_child:
+        print(json.dumps(_page_child(args.rows)))
+        return
+    if args.page_only:
+        started_at = datetime.now(UTC).replace(microsecond=0).isoformat()
+        machine = _machine()
+        page = run_page(args.rows, args.page_runs)
+        print(json.dumps({k: v for k, v in page.items() if k != "runs"}, indent=2))
+        merged = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"rows": args.rows}
+        merged["page"] = {**page, "measured_at": started_at, "machine": machine}
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps(merged, indent=2, default=str) + "\n")
+        print(f"wrote {RESULTS.relative_to(ROOT)}")
+        return
+    result = run(args.rows, args.series, args.workers, args.cold_runs)
+    result["page"] = run_page(args.rows, args.page_runs)
+    print(json.dumps({k: v for k, v in result["page"].items() if k != "runs"}, indent=2))
+    RESULTS.write_text(json.dumps(result, indent=2, default=str) + "\n")
 
 
 if __name__ == "__main__":
