@@ -38,9 +38,12 @@ def prepare_export(
     target: str,
     client: str,
     personal_data: bool = False,
+    build: Callable[[str], bytes] | None = None,
 ) -> bytes:
     """Check, audit, then build the file. Raises ``ExportRefused`` and builds nothing when refused.
-    ``personal_data``: viewer-level rows, which also need ``export_personal_data``."""
+    ``personal_data``: viewer-level rows, which also need ``export_personal_data``. ``build``:
+    makes the file's bytes for a format (the report builder's formatted, streamed files);
+    default: ``data/export/formats.py`` from ``frame``."""
     security.record_export(
         principal,
         fmt=fmt,
@@ -49,6 +52,8 @@ def prepare_export(
         client=client,
         personal_data=personal_data,
     )
+    if build is not None:
+        return build(fmt)
     return to_csv_bytes(frame) if fmt == "csv" else to_excel_bytes(frame, target)
 
 
@@ -62,6 +67,7 @@ def export_for_session(
     client: str,
     tab_state: tuple[bool, bool] = (False, False),
     personal_data: bool = False,
+    build: Callable[[str], bytes] | None = None,
 ) -> bytes:
     """The export, for whoever the session is *now*, as this tab may act: a session signed out,
     idle or disabled since the button was drawn gets ``ExportRefused``, changed roles apply, and
@@ -79,11 +85,17 @@ def export_for_session(
         target=target,
         client=client,
         personal_data=personal_data,
+        build=build,
     )
 
 
 def _deferred(
-    security: Security, frame: pd.DataFrame, fmt: str, target: str, personal_data: bool = False
+    security: Security,
+    frame: pd.DataFrame,
+    fmt: str,
+    target: str,
+    personal_data: bool = False,
+    build: Callable[[str], bytes] | None = None,
 ) -> Callable[[], bytes]:
     client = auth.client_id()
     token = st.session_state.get(auth.TOKEN_KEY, "")
@@ -91,7 +103,7 @@ def _deferred(
     tab_state = auth.tab_mfa_state()
     snapshot = frame.copy()
 
-    def build() -> bytes:
+    def deliver() -> bytes:
         # Runs when the button is clicked, possibly long after the page was drawn.
         return export_for_session(
             security,
@@ -102,9 +114,10 @@ def _deferred(
             client=client,
             tab_state=tab_state,
             personal_data=personal_data,
+            build=build,
         )
 
-    return build
+    return deliver
 
 
 def export_buttons(
@@ -116,6 +129,7 @@ def export_buttons(
     key: str,
     personal_data: bool = False,
     formats: tuple[str, ...] = tuple(FORMATS),
+    build: Callable[[str], bytes] | None = None,
 ) -> None:
     """Download buttons for the ``formats`` this principal may export; ``personal_data``:
     viewer-level rows (also checked for ``export_personal_data`` when the file is made)."""
@@ -134,7 +148,7 @@ def export_buttons(
         label, extension, mime = FORMATS[fmt]
         column.download_button(
             label,
-            _deferred(security, frame, fmt, name, personal_data),
+            _deferred(security, frame, fmt, name, personal_data, build),
             file_name=f"{key}.{extension}",
             mime=mime,
             key=f"dl-{fmt}-{key}",

@@ -39,6 +39,8 @@ PAGE_SPECS: tuple[PageSpec, ...] = (
     PageSpec("engagement", "Engagement", "🔥", "app_pages/engagement.py"),
     PageSpec("compare", "Compare titles", "⚖️", "app_pages/compare.py"),
     PageSpec("segments", "Segments", "🎯", "app_pages/segments.py"),
+    PageSpec("forecast", "Forecast", "🔮", "app_pages/forecast.py"),
+    PageSpec("reports", "Reports", "📑", "app_pages/reports.py"),
     PageSpec("revenue", "Revenue", "💵", "app_pages/revenue.py"),
     PageSpec("earnings", "Earnings", "💰", "app_pages/earnings.py"),
     PageSpec("account", "My account", "👤", "app_pages/account.py"),

@@ -15,6 +15,7 @@ from typing import Any
 import duckdb
 import streamlit as st
 
+from components import forecast_view
 from components.context import AppContext, app_context, data_scope
 from data.queries import (
     comparison,
@@ -23,6 +24,7 @@ from data.queries import (
     engagement,
     metrics,
     money,
+    reports,
     revenue,
     segments,
     title_periods,
@@ -76,6 +78,12 @@ QUERIES: dict[str, QueryFn] = {
     "ad_performance": revenue.ad_performance,
     # Segments (issue 13): viewers are nobody's creator rows; data/ refuses a creator scope.
     "segment_options": lambda cursor, _filters, scope: segment_options(cursor, scope),
+    # Reports (issue 16): run as the viewer — their scope here, their money rights in run().
+    "report": lambda cursor, filters, scope, definition, can_see_money, currency: (
+        reports.run_report(
+            cursor, definition, filters, scope, currency=currency, can_see_money=can_see_money
+        )
+    ),
     "segment_size": lambda cursor, _filters, scope, definition: segments.segment_size(
         cursor, definition, scope
     ),
@@ -93,6 +101,29 @@ QUERIES: dict[str, QueryFn] = {
     ),
     "payout_checks": lambda cursor, _filters, scope, **options: earnings.payout_checks(
         cursor, scope, **options
+    ),
+    # Forecasts (issue 14, components/forecast_view.py): the series definition and the model's
+    # parameters are options, so they are in the key beside the scope and the extract. Money
+    # metrics and the success model's money features have their own names, which need see_money
+    # (QUERY_REQUIRES). Looked up when called (forecast_view imports this module).
+    "forecast_as_of": lambda cursor, _filters, _scope: forecast_view.as_of_query(cursor),
+    "forecast": lambda cursor, filters, scope, **options: forecast_view.forecast_query(
+        cursor, filters, scope, money=False, **options
+    ),
+    "forecast_money": lambda cursor, filters, scope, **options: forecast_view.forecast_query(
+        cursor, filters, scope, money=True, **options
+    ),
+    "forecast_title_features": lambda cursor, _filters, scope: forecast_view.title_features_query(
+        cursor, scope, False
+    ),
+    "forecast_title_features_money": lambda cursor, _filters, scope: (
+        forecast_view.title_features_query(cursor, scope, True)
+    ),
+    "success_model": lambda cursor, _filters, scope, early_days=0: forecast_view.success_query(
+        cursor, scope, False, early_days
+    ),
+    "success_model_money": lambda cursor, _filters, scope, early_days=0: (
+        forecast_view.success_query(cursor, scope, True, early_days)
     ),
 }
 
@@ -134,6 +165,8 @@ MONEY_QUERIES = frozenset(
         "mrr_movement",
         "plan_economics",
         "ad_performance",
+        "forecast_money",
+        "report",
     }
 )
 
@@ -146,6 +179,13 @@ QUERY_REQUIRES: dict[str, tuple[str, ...]] = {
     "segment_overlap": ("segments",),
     "segment_options": ("segments",),
     "segment_members": ("segments", "export_personal_data"),
+    "forecast_as_of": ("forecast",),
+    "forecast": ("forecast",),
+    "forecast_money": ("forecast", "see_money"),
+    "forecast_title_features": ("forecast",),
+    "forecast_title_features_money": ("forecast", "see_money"),
+    "success_model": ("forecast",),
+    "success_model_money": ("forecast", "see_money"),
 }
 
 # How many times each query was asked for in this process. Tests read it to prove that a page
@@ -169,6 +209,9 @@ def run(
     QUERY_REQUESTS[name] += 1
     for needed in QUERY_REQUIRES.get(name, ()):
         require(principal, needed)
+    if name == "report":
+        # Never the author's rights, nor what a page passes: the viewer's, decided here.
+        options["can_see_money"] = principal.can("see_money")
     if name in MONEY_QUERIES:
         options["currency"] = reporting_currency(ctx)
     return _cached(

@@ -7,9 +7,11 @@ cd "$(dirname "$0")/.."
 export SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
 # Debian's Chromium for the browser tests, with fonts so screenshots show text and emoji.
-if ! [ -x /usr/bin/chromium ] || ! [ -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ]; then
-  echo "test.sh: installing Debian's chromium and fonts for the browser tests" >&2
-  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium fonts-liberation fonts-noto-color-emoji >/dev/null
+# LibreOffice Calc (headless) proves exported workbooks and CSV open in a real spreadsheet program.
+if ! [ -x /usr/bin/chromium ] || ! [ -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] \
+  || ! command -v soffice >/dev/null; then
+  echo "test.sh: installing Debian's chromium, fonts and LibreOffice Calc for the browser and spreadsheet tests" >&2
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium fonts-liberation fonts-noto-color-emoji libreoffice-calc-nogui >/dev/null
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
