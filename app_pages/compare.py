@@ -7,6 +7,8 @@ import streamlit as st
 
 from components import charts, queries
 from components.dashboard import dashboard_page
+from components.navigation import in_menu
+from components.text import md_escape
 from data.queries.comparison import MAX_TITLES
 
 PICKER_TITLES = 1000
@@ -114,6 +116,17 @@ if int(summary["starts"].sum()) == 0:
         "or remove a filter.",
         icon="🔍",
     )
+
+if in_menu(principal, "forecast"):
+    # For licensing: what the success model expected of each title against what it did.
+    links = st.columns(min(len(summary), 3))
+    for i, (title_id, name) in enumerate(zip(summary["title_id"], summary["title"], strict=True)):
+        links[i % len(links)].page_link(
+            "app_pages/forecast.py",
+            label=f"Predicted vs actual: {md_escape(str(name)[:60])}",
+            icon="🎬",
+            query_params={"view": "success", "title": str(int(title_id))},
+        )
 
 st.subheader("Side by side")
 # The numbers first, so a phone shows them without scrolling sideways.

@@ -1245,18 +1245,26 @@ def success_section(ctx: AppContext, principal: Principal) -> None:
             "of the catalog's), validated on the latest releases held out by release date."
         )
     )
+    requested = _requested_title()
     mode = (
         st.segmented_control(
             "Title",
-            ["catalog", "planned"],
-            default="catalog",
-            format_func={"catalog": "A title in the catalog", "planned": "A planned title"}.get,
+            ["catalog", "planned", "released"],
+            default="released" if requested is not None else "catalog",
+            format_func={
+                "catalog": "A title in the catalog",
+                "planned": "A planned title",
+                "released": "Predicted vs actual",
+            }.get,
             key="forecast-success-mode",
         )
         or "catalog"
     )
     row: pd.DataFrame | None = None
     early = 0
+    if mode == "released":
+        _predicted_vs_actual(ctx, principal, titles, suffix, requested, scoped)
+        return
     if mode == "catalog":
         upcoming = titles[
             ~titles["window_complete"]
@@ -1514,6 +1522,88 @@ def _planned_title(
     )
 
 
+def _requested_title() -> int | None:
+    """The title a link asked for (``?title=`` from the Compare page), if it is a number."""
+    raw = st.query_params.get("title")
+    if raw is None or not str(raw).isascii() or not str(raw).isdigit() or len(str(raw)) > 10:
+        return None
+    return int(raw)
+
+
+def _predicted_vs_actual(
+    ctx: AppContext,
+    principal: Principal,
+    titles: pd.DataFrame,
+    suffix: str,
+    requested: int | None,
+    scoped: bool,
+) -> None:
+    """What the model predicted before release against what happened, for the titles it never
+    saw: the latest releases, held out by release date when it was evaluated. An older title
+    trained the model, so a "prediction" for it would be a look at its own answer."""
+    with st.spinner("Training the success model…"):
+        outcome = queries.run(ctx, principal, f"success_model{suffix}", early_days=0)
+    if outcome.model is None:
+        st.warning(md_escape(outcome.error), icon="📏")
+        return
+    model: S.SuccessModel = outcome.model
+    held = model.test_predictions
+    names = dict(zip(titles["title_id"].astype(int), titles["name"], strict=True))
+    held = held[held["title_id"].astype(int).isin(names)]
+    if held.empty:
+        st.info("No title you can see was held out of the model's training.", icon="🎬")
+        return
+    first = pd.Timestamp(held["release_date"].min())
+    options = [int(t) for t in held.sort_values("release_date", ascending=False)["title_id"]]
+    if requested is not None and requested not in options:
+        if requested in names:
+            st.info(
+                f"“{md_escape(names[requested])}” was released before {first:%d %b %Y} and helped "
+                "train the model, so a prediction for it would not be honest. Predicted against "
+                f"actual is shown for the titles released from {first:%d %b %Y} on, which the "
+                "model never saw.",
+                icon="ℹ️",
+            )
+        requested = None
+    chosen = st.selectbox(
+        "Released title (held out of training)",
+        options,
+        index=options.index(requested) if requested in options else 0,
+        format_func=lambda t: names.get(t, f"Title {t}"),
+        key="forecast-success-released",
+    )
+    row = held[held["title_id"].astype(int) == chosen].iloc[0]
+    one, two, three = st.columns(3)
+    one.metric(
+        "Predicted first-28-day views",
+        f"{row['predicted']:,.0f}",
+        help=f"{model.config.interval:.0%} interval {row['low']:,.0f} – {row['high']:,.0f}.",
+        border=True,
+    )
+    two.metric(
+        "Actual",
+        f"{row['views']:,.0f}",
+        delta=f"{row['views'] / row['predicted'] - 1:+.0%} vs predicted"
+        if row["predicted"] > 0
+        else None,
+        delta_color="off",
+        border=True,
+    )
+    three.metric(
+        "Genre median (the baseline)",
+        f"{row['baseline']:,.0f}",
+        help="What a planner without the model would have expected.",
+        border=True,
+    )
+    inside = row["low"] <= row["views"] <= row["high"]
+    st.caption(
+        ("Inside" if inside else "Outside")
+        + f" the {model.config.interval:.0%} interval. Completion: predicted "
+        f"{row['predicted_completion']:.0%}, actual {row['completion']:.0%}. "
+        + ("Trained on your own titles only." if scoped else "")
+    )
+
+
 VIEWS = {
     "forecast": "📈 Forecast",
     "success": "🎬 Content success",
@@ -1523,9 +1613,14 @@ VIEWS = {
 
 def page(ctx: AppContext, principal: Principal, filters: Filters) -> None:
     """The Forecast page below the filter bar: one view at a time (tabs would run all three)."""
+    linked = st.query_params.get("view") if st.query_params.get("view") in VIEWS else None
     view = (
         st.segmented_control(
-            "Show", list(VIEWS), default="forecast", format_func=VIEWS.get, key="forecast-view"
+            "Show",
+            list(VIEWS),
+            default=linked or "forecast",
+            format_func=VIEWS.get,
+            key="forecast-view",
         )
         or "forecast"
     )

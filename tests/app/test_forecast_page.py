@@ -384,3 +384,29 @@ def test_the_naive_forecast_is_drawn_whenever_the_model_does_not_beat_it():
     assert ("Same as last week (naive)" in names) == loses
     _ok(at.segmented_control(key="forecast-freq").set_value("D").run())
     _ok(at.selectbox(key="forecast-metric").set_value("views").run())
+
+
+def test_compare_links_a_title_to_its_predicted_vs_actual():
+    """Managers license with it: Compare titles links each title to the Forecast page's
+    predicted-vs-actual, which shows it only for titles the model never trained on."""
+    from components.context import app_context
+    from components.forecast_view import success_query
+
+    at = signed_in_app("manager")
+    cursor = app_context().store.cursor()
+    model = success_query(cursor, Scope.everything(), False, 0).model
+    held = int(model.test_predictions.sort_values("release_date")["title_id"].iloc[-1])
+    at.query_params["view"] = "success"
+    at.query_params["title"] = str(held)
+    at = at.switch_page("app_pages/forecast.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="forecast-success-released").value == held
+    labels = [m.label for m in at.metric]
+    assert "Actual" in labels and "Predicted first-28-day views" in labels
+    compare = signed_in_app("manager").switch_page("app_pages/compare.py").run()
+    assert not compare.exception
+    links = [p.proto for p in compare.get("page_link")]
+    compared = [m for m in compare.multiselect if m.label.startswith("Titles to compare")][0]
+    assert len(links) == len(compared.value) >= 2
+    assert all(link.label.startswith("Predicted vs actual: ") for link in links)
+    assert all("forecast" in link.page for link in links)
