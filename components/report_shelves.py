@@ -21,11 +21,14 @@ from typing import Any
 import streamlit as st
 from streamlit_sortables import sort_items
 
+from data.queries.reports import MAX_COLUMN_FIELDS, MAX_ROW_FIELDS, MAX_VALUES
+
 DOC_KEY = "report-doc"
 NONCE_KEY = "report-nonce"
 SHELVES = ("rows", "columns", "values")
 SHELF_LABELS = {"rows": "Rows", "columns": "Columns", "values": "Values"}
 FIELDS_LABEL = "Fields"
+SHELF_LIMITS = {"rows": MAX_ROW_FIELDS, "columns": MAX_COLUMN_FIELDS, "values": MAX_VALUES}
 EMPTY_REPORT: dict[str, Any] = {
     "version": 1,
     "rows": ["genre"],
@@ -90,10 +93,10 @@ def shelves(dimensions: Mapping[str, str], metrics: Mapping[str, str]) -> dict[s
             chosen = st.multiselect(
                 SHELF_LABELS[shelf],
                 options,
-                default=[f for f in placed[shelf] if f in options],
+                default=[f for f in placed[shelf] if f in options][: SHELF_LIMITS[shelf]],
                 format_func=lambda f: label_of[f],
                 key=f"report-{shelf}-{nonce}",
-                max_selections=8 if shelf == "values" else (2 if shelf == "rows" else 1),
+                max_selections=SHELF_LIMITS[shelf],
             )
             if chosen != placed[shelf]:
                 new = copy.deepcopy(doc)
@@ -118,7 +121,10 @@ def _apply_board(
         fields = [id_of[label] for label in container["items"] if label in id_of]
         allowed = metrics if shelf == "values" else dimensions
         refused += [f for f in fields if f not in allowed]
-        new[shelf] = [f for f in fields if f in allowed]
+        fitting = [f for f in fields if f in allowed]
+        # A shelf holds so many fields (a pivot's limits); the rest go back to the field list.
+        refused += fitting[SHELF_LIMITS[shelf] :]
+        new[shelf] = fitting[: SHELF_LIMITS[shelf]]
     if refused:
         st.session_state["report-refused"] = refused
     _update(new)
@@ -130,6 +136,8 @@ def refused_note(labels: Mapping[str, str]) -> None:
     if refused:
         names = ", ".join(labels.get(f, f) for f in refused)
         st.warning(
-            f"{names}: metrics go on Values, dimensions on Rows and Columns. Moved back.",
+            f"{names}: back in the field list — metrics go on Values, dimensions on Rows (at "
+            f"most {MAX_ROW_FIELDS}) and Columns (at most {MAX_COLUMN_FIELDS}), and Values holds "
+            f"at most {MAX_VALUES}.",
             icon="↩️",
         )

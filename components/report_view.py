@@ -8,16 +8,16 @@ so a report shared with a creator shows only that creator's rows.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Callable
 from typing import Any
 
 import altair as alt
 import pandas as pd
 import streamlit as st
 
-from components import queries, report_shelves
+from components import auth, queries, report_shelves
 from components.context import AppContext, data_scope
-from components.export import export_buttons
+from components.export import export_buttons, prepare_export
 from components.text import md_escape
 from data.export.streaming import SheetSpec, export_to_temp, write_csv, write_xlsx
 from data.queries.filters import Filters
@@ -36,6 +36,7 @@ from data.queries.reports import (
 from data.sync.run import sync_status
 from security.permissions import ROLE_LABELS, ROLES, AccessDenied, Principal
 from security.report_store import ReportStoreError
+from security.service import ExportRefused
 
 EDITING_KEY = "report-editing"
 _FORMATS = {"integer": "%d", "decimal": "%.2f", "percent": "percent", "money": "%.2f"}
@@ -209,7 +210,21 @@ def _show(result: ReportResult, *, key: str) -> None:
         st.info("Nothing matches these filters in this period.", icon="🔍")
         return
     _chart(result, key)
-    st.dataframe(result.frame, hide_index=True, column_config=_column_config(result))
+    shown = result.frame.copy()
+    for meta in result.columns_meta:
+        if meta.role == "field" and meta.name in shown.columns:
+            # Dates and "Total" share a field column: shown as text (ISO dates), one type.
+            shown[meta.name] = shown[meta.name].map(
+                lambda v: (
+                    v.isoformat() if hasattr(v, "isoformat") else ("" if v is None else str(v))
+                )
+            )
+    config = {
+        name: value
+        for name, value in _column_config(result).items()
+        if name not in {m.name for m in result.columns_meta if m.role == "field"}
+    }
+    st.dataframe(shown, hide_index=True, column_config=config)
 
 
 def _chart(result: ReportResult, key: str) -> None:
@@ -439,39 +454,6 @@ def _about(ctx: AppContext, principal: Principal, results: list[tuple[str, Repor
     return lines
 
 
-def _synced(ctx: AppContext) -> str:
-    status = sync_status(ctx.store)
-    if status.last_sync_at:
-        return str(status.last_sync_at)
-    return f"not synced: built from {status.source}"
-
-
-# --- downloads --------------------------------------------------------------------------------
-def _about(ctx: AppContext, principal: Principal, results: list[tuple[str, ReportResult]]) -> list:
-    first = results[0][1]
-    f = first.filters
-    lines: list[tuple[str, str]] = [
-        ("Exported by", principal.username),
-        ("Exported at (UTC)", datetime.now(UTC).strftime("%Y-%m-%d %H:%M")),
-        ("Data synced at (UTC)", _synced(ctx)),
-        ("Period", f"{f.start:%Y-%m-%d} to {f.end:%Y-%m-%d}"),
-        (
-            "Scope",
-            "every creator"
-            if not principal.is_external
-            else "creators " + ", ".join(str(c) for c in sorted(principal.creator_ids)),
-        ),
-        ("Currency", first.currency),
-    ]
-    for dimension in sorted(f.active_dimensions):
-        lines.append((f"Filter: {dimension}", ", ".join(f.values(dimension))))
-    for title, result in results:
-        lines.append((f"Report: {title}", " · ".join(result.notes) or "—"))
-        for mid in result.metrics:
-            lines.append((METRICS[mid].label, METRICS[mid].definition))
-    return lines
-
-
 def _downloads(
     ctx: AppContext,
     principal: Principal,
@@ -497,7 +479,7 @@ def _downloads(
         bom = options[1].checkbox("Byte-order mark", value=True, key=f"{key}-bom")
     about = _about(ctx, principal, results)
 
-    def build(fmt: str) -> bytes:
+    def build(fmt: str, progress: Callable[[int], None] | None = None) -> bytes:
         if fmt == "csv":
             done = export_to_temp(
                 lambda path: write_csv(
@@ -506,6 +488,7 @@ def _downloads(
                     bom=bom,
                     delimiter=delimiter,
                     columns=list(results[0][1].columns_meta),
+                    progress=progress,
                 ),
                 suffix=".csv",
             )
@@ -517,10 +500,16 @@ def _downloads(
                 for title, r in results
             ]
             done = export_to_temp(
-                lambda path: write_xlsx(sheets, path, about=about), suffix=".xlsx"
+                lambda path: write_xlsx(sheets, path, about=about, progress=progress),
+                suffix=".xlsx",
             )
         return done.hand_over()
 
+    if rows > LARGE_EXPORT_ROWS:
+        _large_downloads(
+            ctx, principal, frame, rows, name=name, key=key, formats=formats, build=build
+        )
+        return
     export_buttons(
         ctx.security,
         principal,
@@ -530,5 +519,67 @@ def _downloads(
         formats=formats,
         build=build,
     )
+    if rows > principal.export_row_cap and any(principal.may(f"export_{f}") for f in formats):
+        st.caption(
+            f"{rows:,} row{'s' if rows != 1 else ''}: over your role's export limit of "
+            f"{principal.export_row_cap:,}."
+        )
+
+
+# Above this many rows a file is prepared with a progress bar before it is offered.
+LARGE_EXPORT_ROWS = 20_000
+
+
+def _large_downloads(
+    ctx: AppContext,
+    principal: Principal,
+    frame: pd.DataFrame,
+    rows: int,
+    *,
+    name: str,
+    key: str,
+    formats: tuple[str, ...],
+    build: Callable[..., bytes],
+) -> None:
+    """A large file is written in batches while a progress bar moves; the export is checked and
+    audited first (row cap, rights: ``prepare_export``), and the bytes are offered once made."""
+    allowed = [fmt for fmt in formats if principal.may(f"export_{fmt}")]
+    if not allowed or principal.mfa_pending:
+        st.caption("Downloads are not available here for your role or this tab.")
+        return
     if rows > principal.export_row_cap:
         st.caption(f"{rows:,} rows: over your role's export limit of {principal.export_row_cap:,}.")
+        return
+    columns = st.columns(len(allowed) + 1)
+    for column, fmt in zip(columns, allowed, strict=False):
+        label = "CSV" if fmt == "csv" else "Excel"
+        if column.button(f"Prepare the {label} file ({rows:,} rows)", key=f"{key}-prepare-{fmt}"):
+            bar = st.progress(0.0, text=f"Writing {rows:,} rows…")
+
+            def moved(done: int, bar=bar) -> None:
+                bar.progress(min(1.0, done / rows), text=f"{done:,} of {rows:,} rows written")
+
+            try:
+                data = prepare_export(
+                    ctx.security,
+                    principal,
+                    frame,
+                    fmt=fmt,
+                    target=name,
+                    client=auth.client_id(),
+                    build=lambda f: build(f, moved),
+                )
+            except ExportRefused as exc:
+                st.error(f"Not exported: {md_escape(exc)}", icon="🚫")
+                continue
+            st.session_state[f"{key}-ready-{fmt}"] = data
+            bar.empty()
+        data = st.session_state.get(f"{key}-ready-{fmt}")
+        if data is not None:
+            column.download_button(
+                f"⬇️ {label} (ready)",
+                data,
+                file_name=f"{key}.{'csv' if fmt == 'csv' else 'xlsx'}",
+                key=f"{key}-ready-button-{fmt}",
+                on_click="ignore",
+            )

@@ -543,7 +543,9 @@ def write_xlsx(
         raise ValueError("a workbook needs at least one sheet")
     target = Path(path)
     workbook = Workbook(write_only=True)
-    titles: set[str] = set()
+    # The About sheet's name and Excel's reserved "History" are never a data sheet's: a report
+    # called "About" gets "About (2)", not the sheet that describes the export.
+    titles: set[str] = {"history"} | ({about_title.casefold()} if about else set())
     made: list[_StreamingSheet] = []
     counts: list[int] = []
     done = 0
@@ -580,6 +582,7 @@ def write_xlsx(
             _close_part(state)
             counts.append(state.total)
         if about is not None:
+            titles.discard(about_title.casefold())
             _about_sheet(new_sheet(about_title), about)
         # openpyxl's save_workbook, with a faster deflate level: the sheet XML is most of the
         # work of zipping and compresses well at level 1 (ZIP_COMPRESSLEVEL).
@@ -730,7 +733,8 @@ def _sheet_title(title: str, taken: set[str]) -> str:
     """A title Excel accepts (no : \\ / ? * [ ], at most 31 characters, not starting or ending
     with an apostrophe), unique in the workbook regardless of case."""
     clean = "".join("-" if ch in _SHEET_FORBIDDEN else ch for ch in _clean_text(str(title)))
-    clean = neutralise_text(clean).strip("'").strip()[:EXCEL_MAX_TITLE].strip() or "Sheet"
+    # A sheet name is never a formula; Excel refuses one that starts or ends with "'".
+    clean = clean.strip("'").strip()[:EXCEL_MAX_TITLE].strip() or "Sheet"
     name, n = clean, 2
     while name.casefold() in taken:
         suffix = f" ({n})"

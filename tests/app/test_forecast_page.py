@@ -406,7 +406,7 @@ def test_compare_links_a_title_to_its_predicted_vs_actual():
     compare = signed_in_app("manager").switch_page("app_pages/compare.py").run()
     assert not compare.exception
     links = [p.proto for p in compare.get("page_link")]
-    compared = [m for m in compare.multiselect if m.label.startswith("Titles to compare")][0]
+    compared = next(m for m in compare.multiselect if m.label.startswith("Titles to compare"))
     assert len(links) == len(compared.value) >= 2
     assert all(link.label.startswith("Predicted vs actual: ") for link in links)
     assert all("forecast" in link.page for link in links)

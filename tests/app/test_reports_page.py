@@ -111,3 +111,27 @@ def test_an_invalid_saved_report_says_why_and_never_raises():
     chosen = next(i for i, o in enumerate(picker.options) if "Broken report" in o)
     at = _ok(picker.select_index(chosen).run())
     assert any("no longer validates" in w for w in texts(at, "warning"))
+
+
+def test_too_many_fields_dragged_onto_a_shelf_go_back_to_the_list():
+    """The drag board takes any number of fields; the shelves hold two rows and one column, and
+    the page must neither crash nor keep a document it cannot draw."""
+    at = _reports(signed_in_app("analyst"))
+    at.session_state["report-doc"] = {
+        "version": 1,
+        "rows": ["genre", "country", "device"],
+        "columns": ["plan", "kind"],
+        "values": ["views"],
+        "filters": {},
+        "grain": None,
+        "sort": None,
+        "top_n": None,
+        "totals": True,
+        "subtotals": False,
+        "percent_of_total": [],
+        "comparison": False,
+    }
+    at.session_state["report-nonce"] = 99  # as a drop does: the shelves are drawn anew
+    at = _ok(at.run())
+    assert _picker(at, "Rows").value == ["genre", "country"]
+    assert _picker(at, "Columns").value == ["plan"]
