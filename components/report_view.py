@@ -98,6 +98,7 @@ def _build(ctx: AppContext, principal: Principal, filters: Filters) -> None:
     doc = report_shelves.shelves(dimensions, metrics)
     report_shelves.refused_note({**dimensions, **metrics})
     doc = _options(doc)
+    doc = _report_filters(ctx, principal, doc)
     try:
         definition = parse_report(doc)
     except ReportDefinitionError as exc:
@@ -172,6 +173,35 @@ def _options(doc: dict[str, Any]) -> dict[str, Any]:
         )
     else:
         new["percent_of_total"] = []
+    st.session_state[report_shelves.DOC_KEY] = new
+    return new
+
+
+def _report_filters(ctx: AppContext, principal: Principal, doc: dict[str, Any]) -> dict[str, Any]:
+    """The Filters shelf: values a report always keeps to, on top of (never instead of) the
+    filter bar — a report filter narrows what the filter bar selects."""
+    nonce = st.session_state.get(report_shelves.NONCE_KEY, 0)
+    options = queries.run(ctx, principal, "dimension_options")
+    current = dict(doc.get("filters") or {})
+    chosen: dict[str, list[str]] = {}
+    with st.expander(
+        f"🔎 Filters shelf ({sum(bool(v) for v in current.values())} set)",
+        expanded=bool(current),
+    ):
+        st.caption("Saved with the report; the filter bar above narrows it further.")
+        columns = st.columns(2)
+        for i, (dimension, pairs) in enumerate(options.items()):
+            labels = dict(pairs)
+            values = columns[i % 2].multiselect(
+                field_label(dimension),
+                list(labels),
+                default=[v for v in current.get(dimension, []) if v in labels],
+                format_func=lambda v, labels=labels: labels.get(v, v),
+                key=f"report-filter-{dimension}-{nonce}",
+            )
+            if values:
+                chosen[dimension] = list(values)
+    new = {**doc, "filters": chosen}
     st.session_state[report_shelves.DOC_KEY] = new
     return new
 

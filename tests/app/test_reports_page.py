@@ -135,3 +135,15 @@ def test_too_many_fields_dragged_onto_a_shelf_go_back_to_the_list():
     at = _ok(at.run())
     assert _picker(at, "Rows").value == ["genre", "country"]
     assert _picker(at, "Columns").value == ["plan"]
+
+
+def test_the_filters_shelf_narrows_the_report():
+    at = _reports(signed_in_app("analyst"))
+    before = _table(at)
+    genres = next(m for m in at.multiselect if m.label == "Genre")
+    keep = genres.options[0]
+    at = _ok(genres.set_value([genres.options[0]]).run())
+    after = _table(at)
+    data = after[after["Genre"] != "Total"]
+    assert list(data["Genre"]) == [keep]
+    assert len(before) > len(after)
