@@ -65,17 +65,14 @@ from __future__ import annotations
 
 import builtins
 import json
-import math
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from numbers import Integral
 from typing import Any
 
 from security.audit import AuditLog
 from security.clock import Clock, as_utc, from_db, to_db, utcnow
-from security.db import AppDB, IntegrityError, Row, Tx
+from security.db import AppDB, Row, Tx
 from security.permissions import (
     ACTION_ROLES,
     ADMIN,
@@ -85,6 +82,14 @@ from security.permissions import (
     require,
 )
 from security.users import normalise_username
+from security.versioned_documents import (
+    MAX_DEFINITION_BYTES,
+    MAX_DESCRIPTION_CHARS,
+    MAX_NAME_CHARS,
+    VersionedDocuments,
+)
+from security.versioned_documents import name_key as name_key  # re-exported: the name check
+from security.versioned_documents import whole as _whole
 
 __all__ = [
     "BUILD",
@@ -108,9 +113,6 @@ BUILD = "build_reports" if "build_reports" in ACTION_ROLES else PAGE
 # Roles that see (and may share or delete) every user's reports.
 ADMIN_ROLES: frozenset[str] = frozenset({ADMIN})
 
-MAX_NAME_CHARS = 80
-MAX_DESCRIPTION_CHARS = 500
-MAX_DEFINITION_BYTES = 64 * 1024
 MAX_REPORTS_PER_OWNER = 500
 MAX_SHARED_USERS = 200
 
@@ -121,11 +123,6 @@ NOT_FOUND = "That report was not found; it may have been deleted."
 NOT_OWNER = "Only its owner can change this report."
 NOT_SHARER = "Only its owner or an administrator can share this report."
 NOT_DELETER = "Only its owner or an administrator can delete this report."
-
-# Not control characters by category, but they can fake a line break or reorder shown text.
-_LINE_AND_BIDI = frozenset(
-    "\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f"
-)
 
 
 class ReportStoreError(ValueError):
@@ -177,71 +174,13 @@ class ReportSummary:
 
 
 # --- checks ----------------------------------------------------------------------------------
-def _refused_char(ch: str, *, line_breaks: bool = False) -> bool:
-    if line_breaks and ch == "\n":
-        return False
-    return unicodedata.category(ch) in ("Cc", "Cs") or ch in _LINE_AND_BIDI
-
-
-def clean_name(name: object) -> str:
-    """The name with surrounding spaces removed and runs of spaces collapsed: 1-80 characters,
-    no control characters, line breaks or bidi overrides."""
-    if not isinstance(name, str):
-        raise ReportStoreError("A report name is text.")
-    if any(_refused_char(ch) for ch in name):
-        raise ReportStoreError("A report name cannot contain line breaks or control characters.")
-    cleaned = " ".join(name.split())
-    if not cleaned:
-        raise ReportStoreError("Give the report a name.")
-    if len(cleaned) > MAX_NAME_CHARS:
-        raise ReportStoreError(
-            f"A report name has at most {MAX_NAME_CHARS} characters (this one has {len(cleaned)})."
-        )
-    return cleaned
-
-
-def name_key(name: str) -> str:
-    """What names are compared by: NFKC-normalised and case-folded."""
-    return unicodedata.normalize("NFKC", name).casefold()
-
-
-def clean_description(description: object) -> str:
-    """The description with surrounding spaces removed (None: empty): at most 500 characters;
-    line breaks allowed, no other control characters, no bidi overrides."""
-    if description is None:
-        return ""
-    if not isinstance(description, str):
-        raise ReportStoreError("A report description is text.")
-    text = description.replace("\r\n", "\n").replace("\r", "\n").strip()
-    if any(_refused_char(ch, line_breaks=True) for ch in text):
-        raise ReportStoreError("A description cannot contain control characters.")
-    if len(text) > MAX_DESCRIPTION_CHARS:
-        raise ReportStoreError(
-            f"A description has at most {MAX_DESCRIPTION_CHARS} characters (this one has "
-            f"{len(text)})."
-        )
-    return text
-
-
-def definition_text(definition: object) -> str:
-    """The definition (a dict) as the compact JSON text stored, at most 64 KB of UTF-8."""
-    if not isinstance(definition, dict):
-        raise ReportStoreError(
-            f"A report definition must be a JSON object (a dict), not {type(definition).__name__}."
-        )
-    try:
-        text = json.dumps(definition, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-        size = len(text.encode("utf-8"))
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise ReportStoreError(
-            f"A report definition cannot be saved: it holds a value JSON cannot hold ({exc})."
-        ) from None
-    if size > MAX_DEFINITION_BYTES:
-        raise ReportStoreError(
-            f"A report definition is too large to save ({math.ceil(size / 1024):,} KB; at most "
-            f"{MAX_DEFINITION_BYTES // 1024} KB). Remove some fields or filter values."
-        )
-    return text
+# The name, description and definition checks and the SQL shared with saved segments.
+_DOCS = VersionedDocuments(
+    "report", ReportStoreError, too_large=" Remove some fields or filter values."
+)
+clean_name = _DOCS.clean_name
+clean_description = _DOCS.clean_description
+definition_text = _DOCS.definition_text
 
 
 def _entries(values: Iterable[str], what: str) -> builtins.list[str]:
@@ -272,12 +211,6 @@ def _quoted(names: Iterable[str]) -> str:
     return ", ".join(f"“{name}”" for name in names)
 
 
-def _whole(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(f"{what} must be a whole number, not {type(value).__name__}")
-    return int(value)
-
-
 def _builder(principal: Principal | None) -> Principal:
     """The principal if they may build reports (save, duplicate, share, delete); AccessDenied
     otherwise."""
@@ -305,13 +238,7 @@ def _is_admin(principal: Principal) -> bool:
 
 
 # --- rows ------------------------------------------------------------------------------------
-_LATEST = "(SELECT MAX(m.version) FROM report_versions m WHERE m.report_id = r.id)"
-_VERSION_SELECT = (
-    "SELECT r.id AS report_id, r.owner, v.version, v.name, v.description, v.definition, "
-    f"v.saved_by, v.saved_at, {_LATEST} AS latest_version "
-    "FROM reports r JOIN report_versions v ON v.report_id = r.id "
-    "WHERE r.id = ? AND r.deleted_at IS NULL"
-)
+_LATEST = _DOCS.latest_sql
 
 
 def _shared_with_clause(who: Principal) -> tuple[str, tuple[Any, ...]]:
@@ -377,14 +304,6 @@ def _to_version(row: Row, who: Principal, shares: builtins.list[tuple[str, str]]
     )
 
 
-def _latest_version(tx: Tx, report_id: int) -> int:
-    """The report's newest version number (versions run 1, 2, 3 ... without gaps)."""
-    row = tx.execute(
-        "SELECT MAX(version) FROM report_versions WHERE report_id = ?", (report_id,)
-    ).fetchone()
-    return int(row[0]) if row and row[0] is not None else 0
-
-
 # --- the store ---------------------------------------------------------------------------------
 class ReportStore:
     """Saved reports over an :class:`AppDB` (no streamlit; safe across threads and processes).
@@ -420,17 +339,8 @@ class ReportStore:
         report_id = _whole(report_id, "report_id")
         with self.db.snapshot() as tx:
             report = self._visible(tx, who, report_id)
-            if version is None:
-                sql = f"{_VERSION_SELECT} AND v.version = {_LATEST}"
-                row = tx.execute(sql, (report_id,)).fetchone()
-            else:
-                wanted = _whole(version, "version")
-                sql = f"{_VERSION_SELECT} AND v.version = ?"
-                row = tx.execute(sql, (report_id, wanted)).fetchone()
-                if row is None:
-                    raise ReportStoreError(f"“{report['name']}” has no version {wanted}.")
+            row = _DOCS.version_row(tx, report_id, version, report["name"])
             shares = _share_rows(tx, report_id)
-        assert row is not None  # a live report has at least version 1
         return _to_version(row, who, shares)
 
     def versions(self, principal: Principal | None, report_id: int) -> builtins.list[ReportVersion]:
@@ -439,7 +349,7 @@ class ReportStore:
         report_id = _whole(report_id, "report_id")
         with self.db.snapshot() as tx:
             self._visible(tx, who, report_id)
-            rows = tx.execute(f"{_VERSION_SELECT} ORDER BY v.version DESC", (report_id,))
+            rows = _DOCS.version_rows(tx, report_id)
             shares = _share_rows(tx, report_id)
             return [_to_version(row, who, shares) for row in rows]
 
@@ -463,30 +373,20 @@ class ReportStore:
             report_id = _whole(report_id, "report_id")
         now = as_utc(self.clock())
         with self.db.transaction() as tx:
-            if report_id is None:
-                report_id = self._create(tx, who, name, now)
-                version = 1
-            else:
-                report = self._visible(tx, who, report_id)
-                if report["owner"] != who.username:
-                    raise ReportStoreError(NOT_OWNER)
-                self._check_name_free(tx, who.username, name, report_id)
-                version = _latest_version(tx, report_id) + 1
-                if report["name"] != name:
-                    tx.execute(
-                        "UPDATE reports SET name = ?, name_key = ? WHERE id = ?",
-                        (name, name_key(name), report_id),
-                    )
-            saved = self._add_version(tx, report_id, version, name, description, text, who, now)
-            self.audit.append(
+            report_id, row = _DOCS.save(
                 tx,
-                actor=who.username,
-                action="report.save",
-                target=f"report:{report_id}",
-                details={"version": version, "name": name},
+                self.audit,
+                who,
+                report_id,
+                name=name,
+                description=description,
+                definition=text,
                 now=now,
+                limit=MAX_REPORTS_PER_OWNER,
+                visible=self._visible,
+                refusal=NOT_OWNER,
             )
-        return saved
+            return _to_version(row, who, _share_rows(tx, report_id))
 
     def duplicate(self, principal: Principal | None, report_id: int, *, name: str) -> ReportVersion:
         """A new report owned by the principal, from the latest version of one they may see (its
@@ -496,29 +396,17 @@ class ReportStore:
         name = clean_name(name)
         now = as_utc(self.clock())
         with self.db.transaction() as tx:
-            self._visible(tx, who, report_id)
-            source = tx.execute(
-                f"{_VERSION_SELECT} AND v.version = {_LATEST}", (report_id,)
-            ).fetchone()
-            assert source is not None  # a live report has at least version 1
-            copy_id = self._create(tx, who, name, now)
-            saved = self._add_version(
-                tx, copy_id, 1, name, source["description"], source["definition"], who, now
-            )
-            self.audit.append(
+            copy_id, row = _DOCS.duplicate(
                 tx,
-                actor=who.username,
-                action="report.duplicate",
-                target=f"report:{copy_id}",
-                details={
-                    "version": 1,
-                    "name": name,
-                    "from_report": report_id,
-                    "from_version": int(source["version"]),
-                },
+                self.audit,
+                who,
+                report_id,
+                name=name,
                 now=now,
+                limit=MAX_REPORTS_PER_OWNER,
+                visible=self._visible,
             )
-        return saved
+            return _to_version(row, who, _share_rows(tx, copy_id))
 
     def share(
         self,
@@ -587,9 +475,7 @@ class ReportStore:
                 },
                 now=now,
             )
-            row = tx.execute(
-                f"{_VERSION_SELECT} AND v.version = {_LATEST}", (report_id,)
-            ).fetchone()
+            row = _DOCS.latest_row(tx, report_id)
             assert row is not None
             return _to_version(row, who, _share_rows(tx, report_id))
 
@@ -602,11 +488,7 @@ class ReportStore:
         with self.db.transaction() as tx:
             report = self._visible(tx, who, report_id)
             self._check_may_change(who, report["owner"], NOT_DELETER, "deleting")
-            tx.execute(
-                "UPDATE reports SET deleted_at = ?, deleted_by = ? "
-                "WHERE id = ? AND deleted_at IS NULL",
-                (to_db(now), who.username, report_id),
-            )
+            _DOCS.soft_delete(tx, report_id, who, now)
             shares = _share_rows(tx, report_id)
             self.audit.append(
                 tx,
@@ -616,7 +498,7 @@ class ReportStore:
                 details={
                     "name": report["name"],
                     "owner": report["owner"],
-                    "versions": _latest_version(tx, report_id),
+                    "versions": _DOCS.latest_version(tx, report_id),
                     "shared_with_users": sorted(name for kind, name in shares if kind == USER),
                     "shared_with_roles": sorted(name for kind, name in shares if kind == ROLE),
                 },
@@ -684,62 +566,4 @@ class ReportStore:
     @staticmethod
     def _check_may_change(who: Principal, owner: str, refusal: str, doing: str) -> None:
         """Sharing and deleting: the owner, or an admin whose session has passed 2FA."""
-        if owner == who.username:
-            return
-        if not _is_admin(who):
-            raise ReportStoreError(refusal)
-        if who.mfa_pending:
-            raise ReportStoreError(
-                f"Confirm it is you with your two-factor code before {doing} someone else's report."
-            )
-
-    def _check_name_free(self, tx: Tx, owner: str, name: str, report_id: int | None) -> None:
-        row = tx.execute(
-            "SELECT id, name FROM reports WHERE owner = ? AND name_key = ? AND deleted_at IS NULL",
-            (owner, name_key(name)),
-        ).fetchone()
-        if row is not None and int(row["id"]) != report_id:
-            raise ReportStoreError(f"You already have a report called “{row['name']}”.")
-
-    def _create(self, tx: Tx, who: Principal, name: str, now: datetime) -> int:
-        """Insert a new live report owned by the principal; its id."""
-        live = tx.execute(
-            "SELECT COUNT(*) FROM reports WHERE owner = ? AND deleted_at IS NULL",
-            (who.username,),
-        ).fetchone()[0]
-        if int(live) >= MAX_REPORTS_PER_OWNER:
-            raise ReportStoreError(
-                f"You have {MAX_REPORTS_PER_OWNER} saved reports; delete one first."
-            )
-        self._check_name_free(tx, who.username, name, None)
-        try:
-            row = tx.execute(
-                "INSERT INTO reports (owner, name, name_key, created_at) VALUES (?, ?, ?, ?) "
-                "RETURNING id",
-                (who.username, name, name_key(name), to_db(now)),
-            ).fetchone()
-        except IntegrityError:
-            # The unique index on live names; the write lock makes this unreachable from here.
-            raise ReportStoreError(f"You already have a report called “{name}”.") from None
-        assert row is not None
-        return int(row[0])
-
-    def _add_version(
-        self,
-        tx: Tx,
-        report_id: int,
-        version: int,
-        name: str,
-        description: str,
-        definition: str,
-        who: Principal,
-        now: datetime,
-    ) -> ReportVersion:
-        tx.execute(
-            "INSERT INTO report_versions (report_id, version, name, description, definition, "
-            "saved_by, saved_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (report_id, version, name, description, definition, who.username, to_db(now)),
-        )
-        row = tx.execute(f"{_VERSION_SELECT} AND v.version = ?", (report_id, version)).fetchone()
-        assert row is not None
-        return _to_version(row, who, _share_rows(tx, report_id))
+        _DOCS.check_may_change(who, owner, refusal, doing, ADMIN_ROLES)

@@ -54,16 +54,24 @@ from __future__ import annotations
 import builtins
 import json
 import math
-import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
-from numbers import Integral
 from typing import Any
 
 from security.audit import AuditLog
 from security.clock import Clock, as_utc, from_db, to_db, utcnow
-from security.db import AppDB, IntegrityError, Row, Tx
+from security.db import AppDB, Row, Tx
 from security.permissions import ADMIN, ANALYST, Principal, require
+from security.versioned_documents import (
+    MAX_DEFINITION_BYTES,
+    MAX_DESCRIPTION_CHARS,
+    MAX_NAME_CHARS,
+    VersionedDocuments,
+    json_object,
+)
+from security.versioned_documents import name_key as name_key  # re-exported: the name check
+from security.versioned_documents import refused_char as _refused_char
+from security.versioned_documents import whole as _whole
 
 __all__ = [
     "CHANGE_MODELS",
@@ -87,9 +95,6 @@ SEE_ALL_ROLES: frozenset[str] = frozenset({ANALYST, ADMIN})
 # Roles that may delete someone else's segment.
 DELETE_ANY_ROLES: frozenset[str] = frozenset({ADMIN})
 
-MAX_NAME_CHARS = 80
-MAX_DESCRIPTION_CHARS = 500
-MAX_DEFINITION_BYTES = 64 * 1024
 MAX_SEGMENTS_PER_OWNER = 500
 MAX_DATA_BUILD_CHARS = 200
 # Model parameters and quality figures are a few numbers; the summary describes each cluster.
@@ -99,11 +104,6 @@ MAX_MODELS_LISTED = 1000
 NOT_FOUND = "That segment was not found; it may have been deleted."
 NOT_OWNER = "Only its owner can change this segment."
 NOT_DELETER = "Only its owner or an administrator can delete this segment."
-
-# Not control characters by category, but they can fake a line break or reorder shown text.
-_LINE_AND_BIDI = frozenset(
-    "\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f"
-)
 
 
 class SegmentStoreError(ValueError):
@@ -167,71 +167,18 @@ class ClusterModelVersion:
 
 
 # --- checks ----------------------------------------------------------------------------------
-def _refused_char(ch: str, *, line_breaks: bool = False) -> bool:
-    if line_breaks and ch == "\n":
-        return False
-    return unicodedata.category(ch) in ("Cc", "Cs") or ch in _LINE_AND_BIDI
+# The name, description and definition checks and the SQL shared with saved reports.
+_DOCS = VersionedDocuments(
+    "segment", SegmentStoreError, too_large=" Remove some conditions or values."
+)
+clean_name = _DOCS.clean_name
+clean_description = _DOCS.clean_description
+definition_text = _DOCS.definition_text
 
 
-def clean_name(name: object) -> str:
-    """The name with surrounding spaces removed and runs of spaces collapsed: 1-80 characters,
-    no control characters, line breaks or bidi overrides."""
-    if not isinstance(name, str):
-        raise SegmentStoreError("A segment name is text.")
-    if any(_refused_char(ch) for ch in name):
-        raise SegmentStoreError("A segment name cannot contain line breaks or control characters.")
-    cleaned = " ".join(name.split())
-    if not cleaned:
-        raise SegmentStoreError("Give the segment a name.")
-    if len(cleaned) > MAX_NAME_CHARS:
-        raise SegmentStoreError(
-            f"A segment name has at most {MAX_NAME_CHARS} characters (this one has {len(cleaned)})."
-        )
-    return cleaned
-
-
-def name_key(name: str) -> str:
-    """What names are compared by: NFKC-normalised and case-folded."""
-    return unicodedata.normalize("NFKC", name).casefold()
-
-
-def clean_description(description: object) -> str:
-    """The description with surrounding spaces removed (None: empty): at most 500 characters;
-    line breaks allowed, no other control characters, no bidi overrides."""
-    if description is None:
-        return ""
-    if not isinstance(description, str):
-        raise SegmentStoreError("A segment description is text.")
-    text = description.replace("\r\n", "\n").replace("\r", "\n").strip()
-    if any(_refused_char(ch, line_breaks=True) for ch in text):
-        raise SegmentStoreError("A description cannot contain control characters.")
-    if len(text) > MAX_DESCRIPTION_CHARS:
-        raise SegmentStoreError(
-            f"A description has at most {MAX_DESCRIPTION_CHARS} characters (this one has "
-            f"{len(text)})."
-        )
-    return text
-
-
-def _json_object(value: object, what: str, limit: int, *, too_large: str = "") -> str:
+def _json_object(value: object, what: str, limit: int) -> str:
     """``value`` (a dict) as compact JSON text of at most ``limit`` UTF-8 bytes."""
-    if not isinstance(value, dict):
-        raise SegmentStoreError(
-            f"{what} must be a JSON object (a dict), not {type(value).__name__}."
-        )
-    try:
-        text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-        size = len(text.encode("utf-8"))
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise SegmentStoreError(
-            f"{what} cannot be saved: it holds a value JSON cannot hold ({exc})."
-        ) from None
-    if size > limit:
-        raise SegmentStoreError(
-            f"{what} is too large to save ({math.ceil(size / 1024):,} KB; at most "
-            f"{limit // 1024} KB).{too_large}"
-        )
-    return text
+    return json_object(value, what, limit, error=SegmentStoreError)
 
 
 def _finite(value: Any) -> Any:
@@ -246,22 +193,6 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def definition_text(definition: object) -> str:
-    """The definition as the JSON text stored (at most 64 KB)."""
-    return _json_object(
-        definition,
-        "A segment definition",
-        MAX_DEFINITION_BYTES,
-        too_large=" Remove some conditions or values.",
-    )
-
-
-def _whole(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(f"{what} must be a whole number, not {type(value).__name__}")
-    return int(value)
-
-
 def _allowed(principal: Principal | None) -> Principal:
     """The principal if their roles grant the segments page; AccessDenied otherwise."""
     require(principal, PAGE)
@@ -274,13 +205,7 @@ def _sees_all(principal: Principal) -> bool:
 
 
 # --- rows ------------------------------------------------------------------------------------
-_LATEST = "(SELECT MAX(m.version) FROM segment_versions m WHERE m.segment_id = s.id)"
-_VERSION_SELECT = (
-    "SELECT s.id AS segment_id, s.owner, v.version, v.name, v.description, v.definition, "
-    f"v.saved_by, v.saved_at, {_LATEST} AS latest_version "
-    "FROM segments s JOIN segment_versions v ON v.segment_id = s.id "
-    "WHERE s.id = ? AND s.deleted_at IS NULL"
-)
+_LATEST = _DOCS.latest_sql
 
 
 def _to_version(row: Row) -> SegmentVersion:
@@ -319,14 +244,6 @@ def _to_model(row: Row, in_use: int | None) -> ClusterModelVersion:
         summary=json.loads(row["summary"]),
         in_use=in_use is not None and int(row["id"]) == in_use,
     )
-
-
-def _latest_version(tx: Tx, segment_id: int) -> int:
-    """The segment's newest version number (versions run 1, 2, 3 ... without gaps)."""
-    row = tx.execute(
-        "SELECT MAX(version) FROM segment_versions WHERE segment_id = ?", (segment_id,)
-    ).fetchone()
-    return int(row[0]) if row and row[0] is not None else 0
 
 
 def _in_use(tx: Tx) -> int | None:
@@ -385,16 +302,7 @@ class SegmentStore:
         segment_id = _whole(segment_id, "segment_id")
         with self.db.snapshot() as tx:
             segment = self._visible(tx, who, segment_id)
-            if version is None:
-                sql = f"{_VERSION_SELECT} AND v.version = {_LATEST}"
-                row = tx.execute(sql, (segment_id,)).fetchone()
-            else:
-                wanted = _whole(version, "version")
-                sql = f"{_VERSION_SELECT} AND v.version = ?"
-                row = tx.execute(sql, (segment_id, wanted)).fetchone()
-                if row is None:
-                    raise SegmentStoreError(f"“{segment['name']}” has no version {wanted}.")
-        assert row is not None  # a live segment has at least version 1
+            row = _DOCS.version_row(tx, segment_id, version, segment["name"])
         return _to_version(row)
 
     def versions(
@@ -405,8 +313,7 @@ class SegmentStore:
         segment_id = _whole(segment_id, "segment_id")
         with self.db.snapshot() as tx:
             self._visible(tx, who, segment_id)
-            rows = tx.execute(f"{_VERSION_SELECT} ORDER BY v.version DESC", (segment_id,))
-            return [_to_version(row) for row in rows]
+            return [_to_version(row) for row in _DOCS.version_rows(tx, segment_id)]
 
     # --- writing segments --------------------------------------------------------------------
     def save(
@@ -428,30 +335,20 @@ class SegmentStore:
             segment_id = _whole(segment_id, "segment_id")
         now = as_utc(self.clock())
         with self.db.transaction() as tx:
-            if segment_id is None:
-                segment_id = self._create(tx, who, name, now)
-                version = 1
-            else:
-                segment = self._visible(tx, who, segment_id)
-                if segment["owner"] != who.username:
-                    raise SegmentStoreError(NOT_OWNER)
-                self._check_name_free(tx, who.username, name, segment_id)
-                version = _latest_version(tx, segment_id) + 1
-                if segment["name"] != name:
-                    tx.execute(
-                        "UPDATE segments SET name = ?, name_key = ? WHERE id = ?",
-                        (name, name_key(name), segment_id),
-                    )
-            saved = self._add_version(tx, segment_id, version, name, description, text, who, now)
-            self.audit.append(
+            _, row = _DOCS.save(
                 tx,
-                actor=who.username,
-                action="segment.save",
-                target=f"segment:{segment_id}",
-                details={"version": version, "name": name},
+                self.audit,
+                who,
+                segment_id,
+                name=name,
+                description=description,
+                definition=text,
                 now=now,
+                limit=MAX_SEGMENTS_PER_OWNER,
+                visible=self._visible,
+                refusal=NOT_OWNER,
             )
-        return saved
+        return _to_version(row)
 
     def duplicate(
         self, principal: Principal | None, segment_id: int, *, name: str
@@ -463,29 +360,17 @@ class SegmentStore:
         name = clean_name(name)
         now = as_utc(self.clock())
         with self.db.transaction() as tx:
-            self._visible(tx, who, segment_id)
-            source = tx.execute(
-                f"{_VERSION_SELECT} AND v.version = {_LATEST}", (segment_id,)
-            ).fetchone()
-            assert source is not None  # a live segment has at least version 1
-            copy_id = self._create(tx, who, name, now)
-            saved = self._add_version(
-                tx, copy_id, 1, name, source["description"], source["definition"], who, now
-            )
-            self.audit.append(
+            _, row = _DOCS.duplicate(
                 tx,
-                actor=who.username,
-                action="segment.duplicate",
-                target=f"segment:{copy_id}",
-                details={
-                    "version": 1,
-                    "name": name,
-                    "from_segment": segment_id,
-                    "from_version": int(source["version"]),
-                },
+                self.audit,
+                who,
+                segment_id,
+                name=name,
                 now=now,
+                limit=MAX_SEGMENTS_PER_OWNER,
+                visible=self._visible,
             )
-        return saved
+        return _to_version(row)
 
     def delete(self, principal: Principal | None, segment_id: int) -> None:
         """Delete a segment (its owner, or an admin): it leaves every list, its versions stay,
@@ -495,20 +380,9 @@ class SegmentStore:
         now = as_utc(self.clock())
         with self.db.transaction() as tx:
             segment = self._visible(tx, who, segment_id)
-            if segment["owner"] != who.username:
-                if not who.known_roles & DELETE_ANY_ROLES:
-                    raise SegmentStoreError(NOT_DELETER)
-                if who.mfa_pending:
-                    raise SegmentStoreError(
-                        "Confirm it is you with your two-factor code before deleting someone "
-                        "else's segment."
-                    )
-            tx.execute(
-                "UPDATE segments SET deleted_at = ?, deleted_by = ? "
-                "WHERE id = ? AND deleted_at IS NULL",
-                (to_db(now), who.username, segment_id),
-            )
-            versions = _latest_version(tx, segment_id)
+            _DOCS.check_may_change(who, segment["owner"], NOT_DELETER, "deleting", DELETE_ANY_ROLES)
+            _DOCS.soft_delete(tx, segment_id, who, now)
+            versions = _DOCS.latest_version(tx, segment_id)
             self.audit.append(
                 tx,
                 actor=who.username,
@@ -641,57 +515,6 @@ class SegmentStore:
         if row is None or (row["owner"] != who.username and not _sees_all(who)):
             raise SegmentStoreError(NOT_FOUND)
         return row
-
-    def _check_name_free(self, tx: Tx, owner: str, name: str, segment_id: int | None) -> None:
-        row = tx.execute(
-            "SELECT id, name FROM segments WHERE owner = ? AND name_key = ? AND deleted_at IS NULL",
-            (owner, name_key(name)),
-        ).fetchone()
-        if row is not None and int(row["id"]) != segment_id:
-            raise SegmentStoreError(f"You already have a segment called “{row['name']}”.")
-
-    def _create(self, tx: Tx, who: Principal, name: str, now: datetime) -> int:
-        """Insert a new live segment owned by the principal; its id."""
-        live = tx.execute(
-            "SELECT COUNT(*) FROM segments WHERE owner = ? AND deleted_at IS NULL",
-            (who.username,),
-        ).fetchone()[0]
-        if int(live) >= MAX_SEGMENTS_PER_OWNER:
-            raise SegmentStoreError(
-                f"You have {MAX_SEGMENTS_PER_OWNER} saved segments; delete one first."
-            )
-        self._check_name_free(tx, who.username, name, None)
-        try:
-            row = tx.execute(
-                "INSERT INTO segments (owner, name, name_key, created_at) VALUES (?, ?, ?, ?) "
-                "RETURNING id",
-                (who.username, name, name_key(name), to_db(now)),
-            ).fetchone()
-        except IntegrityError:
-            # The unique index on live names; the write lock makes this unreachable from here.
-            raise SegmentStoreError(f"You already have a segment called “{name}”.") from None
-        assert row is not None
-        return int(row[0])
-
-    def _add_version(
-        self,
-        tx: Tx,
-        segment_id: int,
-        version: int,
-        name: str,
-        description: str,
-        definition: str,
-        who: Principal,
-        now: datetime,
-    ) -> SegmentVersion:
-        tx.execute(
-            "INSERT INTO segment_versions (segment_id, version, name, description, definition, "
-            "saved_by, saved_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (segment_id, version, name, description, definition, who.username, to_db(now)),
-        )
-        row = tx.execute(f"{_VERSION_SELECT} AND v.version = ?", (segment_id, version)).fetchone()
-        assert row is not None
-        return _to_version(row)
 
     def _use(self, tx: Tx, model_id: int, who: Principal, now: datetime) -> None:
         tx.execute(
