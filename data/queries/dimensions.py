@@ -6,6 +6,9 @@ picker, never the list of other creators (SECURITY.md #7).
 
 from __future__ import annotations
 
+import functools
+import re
+
 import duckdb
 
 from data.queries.filters import DIMENSIONS, Scope
@@ -36,8 +39,32 @@ def dimension_options(
             ).fetchall()
         else:
             rows = cursor.execute(_OPTION_QUERIES[name]).fetchall()
+        if name == "country":
+            # Names with their codes, so typing "United" or "US" both find the United States.
+            rows = [(code, country_label(code)) for code, _ in rows]
         options[name] = [(str(value), str(label)) for value, label in rows if value is not None]
     return options
+
+
+@functools.cache
+def _country_names() -> dict[str, str]:
+    """ISO 3166-1 alpha-2 code -> English short name, from the holidays package's registry (the
+    calendars the demo and the forecasts already use): "UnitedStates" -> "United States"."""
+    from holidays.registry import COUNTRIES
+
+    names: dict[str, str] = {}
+    for class_name, *codes in COUNTRIES.values():
+        for code in codes:
+            if len(code) == 2 and code.isupper():
+                names[code] = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", class_name)
+    return names
+
+
+def country_label(code: object) -> str:
+    """ "United States (US)"; the code alone when the name is not known."""
+    text = str(code)
+    name = _country_names().get(text)
+    return f"{name} ({text})" if name else text
 
 
 # Viewer attributes the segment builder offers beyond the filter dimensions (dim_viewer columns:
