@@ -17,7 +17,8 @@ def main() -> None:
         page_title="Spotlight Analytics",
         page_icon="🎬",
         layout="wide",
-        initial_sidebar_state="expanded",
+        # "auto": open on wide screens, closed on phones (it would cover the page after sign-in).
+        initial_sidebar_state="auto",
     )
     try:
         ctx = app_context()
