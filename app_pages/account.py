@@ -21,7 +21,19 @@ if principal.is_external:
     ids = ", ".join(str(i) for i in sorted(principal.creator_ids)) or "none yet"
     st.caption(f"You see the rows of these creators only: {ids}.")
 enrolled = ctx.security.totp_enrolled(principal.username)
-st.write("Two-factor authentication: " + ("✅ enrolled" if enrolled else "not set up"))
+if enrolled:
+    st.write("Two-factor authentication: ✅ enrolled")
+elif principal.needs_mfa:
+    st.write("Two-factor authentication: not set up yet; you set it up at your next sign-in.")
+else:
+    # Sign-in asks for a code only from roles in MFA_ROLES, so enrolling here would protect
+    # nothing: say so instead of offering a second factor that is never checked.
+    st.write("Two-factor authentication: not needed for your role")
+    st.info(
+        "Your role does not need 2FA: it sees no money or personal data, and takes no action "
+        "that needs a confirmation. Roles that do are asked for a code at every sign-in.",
+        icon="🔐",
+    )
 
 with st.form("change-password", clear_on_submit=True):
     st.subheader("Change my password")

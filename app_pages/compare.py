@@ -8,6 +8,7 @@ import streamlit as st
 from components import charts, queries
 from components.dashboard import dashboard_page
 from components.navigation import in_menu
+from components.table_export import table_export_buttons
 from components.text import md_escape
 from data.queries.comparison import MAX_TITLES
 
@@ -152,10 +153,11 @@ table_columns |= {
     "release_date": st.column_config.DateColumn("Released"),
     "runtime_min": st.column_config.NumberColumn("Runtime (min)"),
 }
-st.dataframe(
-    summary[list(table_columns)],
-    hide_index=True,
-    column_config=table_columns,
+side_by_side = summary[list(table_columns)]
+st.dataframe(side_by_side, hide_index=True, column_config=table_columns)
+# The same columns as on screen: money columns only for roles that see money.
+table_export_buttons(
+    side_by_side, table_columns, name="Compare titles side by side", key="compare-side-by-side"
 )
 st.caption(
     "Views are runtime-normalised (hours viewed ÷ runtime) in the period. Demand multiplier: "

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import charts, queries
+from components import auth, charts, queries
 from components.dashboard import dashboard_page
 from components.kpi import kpi_cards
+from components.table_export import table_export_buttons
 from data.queries.metrics import METRICS, OVERVIEW_KPIS, OVERVIEW_MONEY_KPIS, visible_metrics
 from data.queries.money import RATE_MAX_AGE_DAYS, gap_notes, missing_by_currency
+from models.underperformance import MINIMUM_VOLUME_RULE
 
 ctx, principal, filters = dashboard_page("overview", "📊 Overview")
 
@@ -59,8 +61,8 @@ if sees_money:
                 "out of every total, never converted 1:1."
             )
 if principal.may("see_money") and not sees_money:
-    st.caption(
-        "🔐 Revenue is hidden until you confirm 2FA in this tab (open a money page to do so)."
+    auth.confirm_second_factor_here(
+        ctx, principal, reason="Revenue is hidden until you confirm it is you in this tab."
     )
 
 st.subheader("Trend")
@@ -127,24 +129,27 @@ with st.spinner("Comparing titles with their expected views…"):
 if under.empty:
     st.info("No title is clearly below its expected views in this period.", icon="✅")
 else:
-    st.dataframe(
-        under[["name", "reason", "shortfall_pct", "views", "expected", "genre", "age_band"]],
-        hide_index=True,
-        column_config={
-            "name": st.column_config.TextColumn("Title"),
-            "genre": st.column_config.TextColumn("Genre"),
-            "age_band": st.column_config.TextColumn("Age since release"),
-            "views": st.column_config.NumberColumn("Views", format="%.0f"),
-            "expected": st.column_config.NumberColumn("Expected views", format="%.0f"),
-            "shortfall_pct": st.column_config.NumberColumn("vs expected", format="percent"),
-            "reason": st.column_config.TextColumn("Why", width="large"),
-        },
+    under_shown = under[
+        ["name", "reason", "shortfall_pct", "views", "expected", "genre", "age_band"]
+    ]
+    under_columns = {
+        "name": st.column_config.TextColumn("Title"),
+        "genre": st.column_config.TextColumn("Genre"),
+        "age_band": st.column_config.TextColumn("Age since release"),
+        "views": st.column_config.NumberColumn("Views", format="%.0f"),
+        "expected": st.column_config.NumberColumn("Expected views", format="%.0f"),
+        "shortfall_pct": st.column_config.NumberColumn("vs expected", format="percent"),
+        "reason": st.column_config.TextColumn("Why", width="large"),
+    }
+    st.dataframe(under_shown, hide_index=True, column_config=under_columns)
+    table_export_buttons(
+        under_shown, under_columns, name="Underperforming titles", key="overview-underperforming"
     )
 st.caption(
     "Expected views: a title out before this period is expected to move like titles of its "
     "genre and age since release did (their median change from the previous period of equal "
     "length); a title released in the period, to earn what new titles of its genre earn per "
-    "day. Ranked by views short of the expectation."
+    "day. Ranked by views short of the expectation. " + MINIMUM_VOLUME_RULE
 )
 
 st.subheader("Top titles")
@@ -158,30 +163,20 @@ top = queries.run(ctx, principal, "top_titles", filters, window_days=window, lim
 if top.empty:
     st.info("No titles were watched in this window.")
 else:
-    st.dataframe(
-        top[
-            [
-                "rank",
-                "name",
-                "kind",
-                "genre",
-                "views",
-                "watch_hours",
-                "completion_rate",
-                "demand_multiplier",
-            ]
-        ],
-        hide_index=True,
-        column_config={
-            "rank": st.column_config.NumberColumn("#", format="%d"),
-            "name": st.column_config.TextColumn("Title"),
-            "kind": st.column_config.TextColumn("Kind"),
-            "genre": st.column_config.TextColumn("Genre"),
-            "views": st.column_config.NumberColumn("Views", format="%.0f"),
-            "watch_hours": st.column_config.NumberColumn("Watch hours", format="%.0f"),
-            "completion_rate": st.column_config.NumberColumn("Completion", format="percent"),
-            "demand_multiplier": st.column_config.NumberColumn("Demand multiplier", format="%.2fx"),
-        },
+    top_columns = {
+        "rank": st.column_config.NumberColumn("#", format="%d"),
+        "name": st.column_config.TextColumn("Title"),
+        "kind": st.column_config.TextColumn("Kind"),
+        "genre": st.column_config.TextColumn("Genre"),
+        "views": st.column_config.NumberColumn("Views", format="%.0f"),
+        "watch_hours": st.column_config.NumberColumn("Watch hours", format="%.0f"),
+        "completion_rate": st.column_config.NumberColumn("Completion", format="percent"),
+        "demand_multiplier": st.column_config.NumberColumn("Demand multiplier", format="%.2fx"),
+    }
+    top_shown = top[list(top_columns)]
+    st.dataframe(top_shown, hide_index=True, column_config=top_columns)
+    table_export_buttons(
+        top_shown, top_columns, name=f"Top titles ({window} days)", key="overview-top-titles"
     )
     st.caption(
         f"Runtime-normalised views (hours viewed ÷ runtime) in the {window} days to "

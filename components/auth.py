@@ -233,8 +233,19 @@ def _password_form(ctx: AppContext) -> None:
     st.rerun()
 
 
-def second_factor_form(ctx: AppContext, principal: Principal, token: str) -> None:
-    """Enrol in or pass TOTP for this session (after the password, or again in a restored tab)."""
+ENROLMENT_KEY_LABEL = "Key for typing in by hand"
+# The container around the enrolment key: tests find the key by this (CSS class st-key-totp-key).
+ENROLMENT_KEY_CONTAINER = "totp-key"
+
+
+def second_factor_form(
+    ctx: AppContext, principal: Principal, token: str, *, cancel: bool = True
+) -> None:
+    """Enrol in or pass TOTP for this session (after the password, or again in a restored tab).
+
+    ``cancel`` offers "Cancel and sign out" (the sign-in screen and the 2FA page guard); an
+    inline confirmation inside a page leaves it out.
+    """
     enrolled = ctx.security.totp_enrolled(principal.username)
     if not enrolled:
         st.subheader("Set up two-factor authentication")
@@ -245,14 +256,17 @@ def second_factor_form(ctx: AppContext, principal: Principal, token: str) -> Non
         enrolment = ctx.security.begin_totp_enrolment(token)
         left, right = st.columns([1, 2])
         left.image(enrolment.qr_png, caption="Scan with your authenticator app", width=180)
-        right.text_input("Key for typing in by hand", value=enrolment.secret, disabled=True)
+        # Readable text at normal contrast with a copy button, not a light-grey disabled field.
+        with right.container(key=ENROLMENT_KEY_CONTAINER):
+            st.markdown(f"**{ENROLMENT_KEY_LABEL}**")
+            st.code(enrolment.secret, language=None)
     else:
         st.subheader("Two-factor authentication")
         st.write("Enter the 6-digit code from your authenticator app.")
     with st.form("second-factor", enter_to_submit=True):
         code = st.text_input("6-digit code", max_chars=8, autocomplete="one-time-code")
         verify = st.form_submit_button("Verify", type="primary", width="stretch")
-    if st.button("Cancel and sign out", key="cancel-2fa"):
+    if cancel and st.button("Cancel and sign out", key="cancel-2fa"):
         ctx.security.revoke(token)
         _forget_session()
         st.rerun()
@@ -270,3 +284,25 @@ def second_factor_form(ctx: AppContext, principal: Principal, token: str) -> Non
     if not st.session_state.get(RESTORED_KEY):
         _signed_in_completely(ctx, principal.username)
     st.rerun()
+
+
+def confirm_second_factor_here(ctx: AppContext, principal: Principal, *, reason: str) -> None:
+    """An inline "Confirm it is you" with the 6-digit code form, where a page hides money
+    because this tab has not passed 2FA (a tab restored from the cookie, SECURITY.md #5).
+
+    Draws nothing unless ``principal`` (the page's principal, as returned by ``require_page`` or
+    ``dashboard_page``) still owes 2FA in this tab. ``reason`` is one sentence saying what the
+    code unlocks, e.g. "Enter a code to see revenue on this page." A valid code marks the tab
+    verified and reruns the page, which then shows the money. Call it at most once per page
+    (it draws the form "second-factor"), in place of a "money is hidden" note::
+
+        if principal.may("see_money") and not sees_money:
+            auth.confirm_second_factor_here(
+                ctx, principal, reason="Revenue is hidden until you confirm it is you in this tab."
+            )
+    """
+    if not principal.mfa_pending:
+        return
+    with st.container(border=True):
+        st.markdown(f"🔐 **Confirm it is you.** {reason}")
+        second_factor_form(ctx, principal, st.session_state.get(TOKEN_KEY, ""), cancel=False)

@@ -8,7 +8,7 @@ people who would rather read numbers than a picture.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -50,13 +50,35 @@ def _layout(fig: go.Figure, title: str, x_title: str, y_title: str, height: int 
     return fig
 
 
-def table_alternative(frame: pd.DataFrame, name: str, key: str) -> None:
-    """The chart's numbers as a table, and as audited downloads for roles that may export."""
+def readable_headers(frame: pd.DataFrame, labels: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """``frame`` with the headers a reader sees: the chart's own titles (``labels``: column id ->
+    axis or series title) where given, else the id in words ("age_band" -> "Age band"). A label
+    another column already has keeps its id beside it, so no two headers are the same."""
+    labels = labels or {}
+    headers: list[str] = []
+    for column in frame.columns:
+        label = labels.get(column) or str(column).replace("_", " ").strip()
+        label = label[:1].upper() + label[1:] if label else str(column)
+        headers.append(label if label not in headers else f"{label} ({column})")
+    return frame.set_axis(headers, axis=1)
+
+
+def table_alternative(
+    frame: pd.DataFrame, name: str, key: str, labels: Mapping[str, str] | None = None
+) -> None:
+    """The chart's numbers as a table, and as audited downloads for roles that may export; the
+    downloads have readable headers (``labels``: column id -> the title the chart gives it)."""
     with st.expander(f"Data table: {name}"):
         st.dataframe(frame, hide_index=True)
         principal = auth.principal_for_run()
         if principal is not None:
-            export_buttons(app_context().security, principal, frame, name=name, key=key)
+            export_buttons(
+                app_context().security,
+                principal,
+                readable_headers(frame, labels),
+                name=name,
+                key=key,
+            )
 
 
 def line_chart(
@@ -100,7 +122,10 @@ def line_chart(
     st.plotly_chart(
         _layout(fig, title, x_title, y_title), key=f"chart-{key}", config={"displaylogo": False}
     )
-    table_alternative(frame, title, key)
+    labels = {x: x_title, **dict(series)}
+    if comparison is not None:
+        labels[comparison[0]] = comparison[1]
+    table_alternative(frame, title, key, labels)
 
 
 def bar_chart(
@@ -139,7 +164,7 @@ def bar_chart(
         fig = _layout(go.Figure(trace), title, category_title, value_title)
     fig.update_layout(hovermode="closest")
     st.plotly_chart(fig, key=f"chart-{key}", config={"displaylogo": False})
-    table_alternative(frame, title, key)
+    table_alternative(frame, title, key, {category: category_title, value: value_title})
 
 
 def stacked_bar_chart(
@@ -178,7 +203,7 @@ def stacked_bar_chart(
     # "relative": negative parts (MRR lost) stack below zero, positive above.
     fig.update_layout(barmode="relative")
     st.plotly_chart(fig, key=f"chart-{key}", config={"displaylogo": False})
-    table_alternative(frame, title, key)
+    table_alternative(frame, title, key, {x: x_title, value: y_title})
 
 
 def paired_bar_chart(
@@ -211,7 +236,7 @@ def paired_bar_chart(
     if percent:
         fig.update_xaxes(tickformat=".0%")
     st.plotly_chart(fig, key=f"chart-{key}", config={"displaylogo": False})
-    table_alternative(frame, title, key)
+    table_alternative(frame, title, key, dict((first, second)))
 
 
 def heatmap(
@@ -257,4 +282,4 @@ def heatmap(
     # Rows read top to bottom in the order given (Plotly would put the first at the bottom).
     fig.update_layout(hovermode="closest", yaxis={"autorange": "reversed"})
     st.plotly_chart(fig, key=f"chart-{key}", config={"displaylogo": False})
-    table_alternative(frame, title, key)
+    table_alternative(frame, title, key, {x: x_title, y: y_title, value: value_title})

@@ -15,9 +15,17 @@ Shortfall = views - expected. Titles are ranked by shortfall in views (the bigge
 miss first: what matters to the business), among those at least ``min_gap`` below expected and
 with an expectation of at least the median title's views (so noise in tiny titles is ignored).
 
+Minimum volume (``MINIMUM_VOLUME_RULE``, the sentence a page shows under the table): in a small
+scope (one creator or partner) the median title is tiny, so on top of that relative floor a title
+is judged only with at least ``MIN_TITLE_VIEWS`` views in the period or in the baseline and an
+expectation of at least ``MIN_EXPECTED_VIEWS`` views. Below that a -80% is a handful of
+sessions, not a finding.
+
 The reason is one line taken from the same numbers: completion fell N pts; starts fell N% in the
-country that lost most starts (when it holds at least 40% of the title's loss); otherwise how its
-views moved against its peers. Nothing here reads data or imports streamlit.
+country that lost most starts (when it holds at least 40% of the title's loss), among countries
+with at least ``MIN_SLICE_STARTS`` starts in the baseline (so "starts fell 100% in AR" never
+describes two lost sessions); otherwise how its views moved against its peers. Nothing here reads
+data or imports streamlit.
 """
 
 from __future__ import annotations
@@ -36,6 +44,17 @@ AGE_BANDS: tuple[tuple[int, int, str], ...] = (
 )
 COMPLETION_DROP_PTS = 3.0
 COUNTRY_SHARE_OF_LOSS = 0.4
+# Minimum volumes (see the module docstring): a title needs this many views in the period or
+# the baseline, and this many expected views, to be judged; a country needs this many starts in
+# the baseline to be named in a reason.
+MIN_TITLE_VIEWS = 20.0
+MIN_EXPECTED_VIEWS = 10.0
+MIN_SLICE_STARTS = 10
+MINIMUM_VOLUME_RULE = (
+    f"Only titles with at least {MIN_TITLE_VIEWS:.0f} views in this or the previous period and "
+    f"at least {MIN_EXPECTED_VIEWS:.0f} expected views are judged; a country is named only when "
+    f"it had at least {MIN_SLICE_STARTS} starts in the previous period."
+)
 
 COLUMNS = [
     "title_id",
@@ -171,7 +190,10 @@ def underperforming_titles(
     titles["views"] = titles["views_cur"]
     titles["shortfall"] = titles["views"] - titles["expected"]
     titles["shortfall_pct"] = titles["views"] / titles["expected"] - 1.0
-    flagged = titles[(titles["shortfall_pct"] <= -min_gap) & (titles["expected"] >= floor)]
+    enough = (titles[["views_cur", "views_base"]].max(axis=1) >= MIN_TITLE_VIEWS) & (
+        titles["expected"] >= MIN_EXPECTED_VIEWS
+    )
+    flagged = titles[(titles["shortfall_pct"] <= -min_gap) & (titles["expected"] >= floor) & enough]
     flagged = flagged.sort_values(["shortfall", "title_id"], ascending=[True, True]).head(int(k))
     if flagged.empty:
         return pd.DataFrame(columns=COLUMNS)
@@ -204,6 +226,8 @@ def reason_for(row: object, countries: pd.DataFrame) -> str:
         change_pts = (c_cur / s_cur - c_base / s_base) * 100
         if change_pts <= -COMPLETION_DROP_PTS:
             parts.append(f"completion fell {abs(change_pts):.0f} pts")
+    # Only countries with enough starts before can be named: a drop from 2 starts is noise.
+    countries = countries[countries["starts_base"].astype(float) >= MIN_SLICE_STARTS]
     if not countries.empty:
         loss = countries["starts_base"].astype(float) - countries["starts_cur"].astype(float)
         total_loss = s_base - s_cur
@@ -223,4 +247,14 @@ def reason_for(row: object, countries: pd.DataFrame) -> str:
     return "; ".join(parts[:2])
 
 
-__all__ = ["AGE_BANDS", "COLUMNS", "age_band", "reason_for", "underperforming_titles"]
+__all__ = [
+    "AGE_BANDS",
+    "COLUMNS",
+    "MINIMUM_VOLUME_RULE",
+    "MIN_EXPECTED_VIEWS",
+    "MIN_SLICE_STARTS",
+    "MIN_TITLE_VIEWS",
+    "age_band",
+    "reason_for",
+    "underperforming_titles",
+]

@@ -1272,7 +1272,9 @@ def top_titles(
     range of ``filters`` is replaced by the window. Columns: rank, title_id, name, kind, genre,
     creator_id, creator, runtime_min, release_date, views, watch_hours, starts,
     completion_rate, demand_multiplier (views / mean views of the titles available to this
-    scope and filters in the window).
+    scope and filters in the window). Only titles with views in the window are ranked: one with
+    none (or only sessions of unknown runtime) is never listed, so a small scope may list fewer
+    than ``limit`` titles.
     """
     if window_days not in TOP_TITLE_WINDOWS:
         raise ValueError(f"window_days must be one of {TOP_TITLE_WINDOWS}")
@@ -1320,7 +1322,7 @@ def top_titles(
     available AS (
         SELECT count(*) AS n FROM dim_title WHERE release_date <= ? AND {cat_where}
     ),
-    top AS (SELECT * FROM per ORDER BY views DESC NULLS LAST, title_id LIMIT ?)
+    top AS (SELECT * FROM per WHERE views > 0 ORDER BY views DESC, title_id LIMIT ?)
     SELECT t.title_id, d.name, d.kind, d.genre, d.creator_id, c.name AS creator,
         d.runtime_min, d.release_date,
         t.views, t.ws / 3600.0 AS watch_hours, t.starts,
@@ -1348,10 +1350,10 @@ def _top_titles_from_index(
 ) -> tuple[str, list[Any], str, list[Any]]:
     """``top_titles``' per-title relation and total, from the in-memory index.
 
-    The titles are ranked here exactly as the SQL ranks them (views descending, NULL views
-    last, then title id, NULL id last); only the top ``limit`` rows are bound into the
-    statement, with the total views of every title for the demand multiplier. A title whose
-    sessions all lack a runtime keeps NULL views, as SUM gives in SQL.
+    The titles are ranked here exactly as the SQL ranks them (views descending, then title id,
+    NULL id last), among titles with views in the window (a title with zero views, or whose
+    sessions all lack a runtime, is never ranked); only the top ``limit`` rows are bound into
+    the statement, with the total views of every title for the demand multiplier.
     """
     family = _FLOW_FAMILIES["view"]
     conditions = _family_conditions(family, window)
@@ -1366,8 +1368,9 @@ def _top_titles_from_index(
         labels, columns = found
         known = columns["views_known"] > 0
         ids = np.asarray([np.inf if k is None else float(k) for k in labels])
-        order = np.lexsort((ids, -np.where(known, columns["views"], 0.0), ~known))[:limit]
-        top = order.tolist()
+        order = np.lexsort((ids, -np.where(known, columns["views"], 0.0), ~known))
+        watched = known & (columns["views"] > 0)
+        top = [int(i) for i in order if watched[i]][:limit]
     # SUM over the per-title rows: NULL when no title has known views.
     known_any = bool((columns["views_known"] > 0).any())
     total = float(columns["views"].sum()) if known_any else None

@@ -17,6 +17,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from components import context
+from components.auth import ENROLMENT_KEY_CONTAINER, ENROLMENT_KEY_LABEL
 from components.context import app_context
 from security.clock import FakeClock
 from security.demo import DEMO_PASSWORD
@@ -72,9 +73,19 @@ def submit_password(at: AppTest, username: str, password: str = DEMO_PASSWORD) -
     return widget(at, "button", "Sign in").click().run()
 
 
+def enrolment_key(at: AppTest) -> str | None:
+    """The TOTP key shown for typing in by hand on the enrolment screen, or None."""
+    try:
+        block = at.get_by_key(ENROLMENT_KEY_CONTAINER)
+    except KeyError:
+        return None
+    assert ENROLMENT_KEY_LABEL in [m.value.strip("*") for m in block.markdown]
+    return block.code[0].value
+
+
 def enter_code(at: AppTest, username: str, *, code: str | None = None) -> AppTest:
-    if has_widget(at, "text_input", "Key for typing in by hand"):
-        SECRETS[username] = widget(at, "text_input", "Key for typing in by hand").value
+    if (key := enrolment_key(at)) is not None:
+        SECRETS[username] = key
     code = code or pyotp.TOTP(SECRETS[username]).at(CLOCK())
     widget(at, "text_input", "6-digit code").input(code)
     return widget(at, "button", "Verify").click().run()

@@ -146,7 +146,8 @@ def test_a_restored_session_needs_2fa_again_before_admin_pages(clock):
     restored.session_state[auth.TAB_MFA_KEY] = False
     restored.run()
     assert restored.metric, "non-money pages open without a new code"
-    assert not has_widget(restored, "text_input", "6-digit code")
+    # The Overview offers the code right where money is hidden (issue 17), and still hides it.
+    assert has_widget(restored, "text_input", "6-digit code")
     labels = [m.label for m in restored.metric]
     assert "Net revenue" not in labels, "money stays hidden until 2FA is passed in this tab"
     restored.switch_page("app_pages/admin.py").run()

@@ -90,11 +90,12 @@ def sign_in(tab: Page, username: str, password: str = DEMO_PASSWORD) -> None:
     tab.get_by_role("textbox", name="Password").fill(password)
     tab.get_by_role("button", name="Sign in").click()
     code_box = tab.get_by_label("6-digit code")
-    key_box = tab.get_by_label("Key for typing in by hand")
+    # The enrolment key is shown as a code block (with a copy button) under its label.
+    key_box = tab.locator('.st-key-totp-key [data-testid="stCode"] code')
     code_box.or_(tab.locator('[data-testid="stSidebar"]')).first.wait_for()
     if code_box.count():
         if key_box.count():
-            _TOTP_SECRETS[username] = key_box.input_value()
+            _TOTP_SECRETS[username] = key_box.inner_text().strip()
         totp = pyotp.TOTP(_TOTP_SECRETS[username])
         # Each code is accepted once: never reuse the time step of this account's last code.
         if totp.now() == _LAST_CODE.get(username):

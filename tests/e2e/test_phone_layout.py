@@ -24,6 +24,8 @@ def test_the_sidebar_starts_closed_on_a_phone(app_server, browser):
     menu = sidebar.bounding_box()
     assert menu is not None and menu["x"] + menu["width"] <= 0, "the menu is off screen"
     box = tab.locator('[data-testid="stMain"]').bounding_box()
-    assert box is not None and box["x"] < 20, "the page starts at the left edge, not behind the menu"
+    assert box is not None and box["x"] < 20, (
+        "the page starts at the left edge, not behind the menu"
+    )
     screenshot(tab, "overview-phone-after-sign-in")
     tab.context.close()
