@@ -68,4 +68,6 @@ def test_my_account_explains_2fa_to_a_role_that_does_not_need_it():
     assert not at.exception, at.exception
     assert "Two-factor authentication: not set up" not in texts(at, "markdown")
     assert any("Your role does not need 2FA" in t for t in texts(at, "info"))
-    assert any("Roles that do are asked for a code at every sign-in." in t for t in texts(at, "info"))
+    assert any(
+        "Roles that do are asked for a code at every sign-in." in t for t in texts(at, "info")
+    )
