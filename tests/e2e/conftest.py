@@ -94,6 +94,8 @@ def sign_in(tab: Page, username: str, password: str = DEMO_PASSWORD) -> None:
     key_box = tab.locator('.st-key-totp-key [data-testid="stCode"] code')
     code_box.or_(tab.locator('[data-testid="stSidebar"]')).first.wait_for()
     if code_box.count():
+        # The code field can be drawn before the enrolment key below it: let the run finish.
+        wait_for_app(tab)
         if key_box.count():
             _TOTP_SECRETS[username] = key_box.inner_text().strip()
         totp = pyotp.TOTP(_TOTP_SECRETS[username])

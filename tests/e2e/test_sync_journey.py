@@ -78,7 +78,7 @@ def test_an_admin_runs_the_first_sync_and_sees_the_data(warehouse_app, page: Pag
     page.get_by_role("tab", name="Data sync").click()
     expect(page.get_by_text("There is no extract yet")).to_be_visible()
     page.get_by_role("button", name="Run sync").click()
-    expect(page.get_by_text("Sync succeeded")).to_be_visible(timeout=120_000)
+    expect(page.get_by_text("Sync succeeded").first).to_be_visible(timeout=120_000)
     wait_for_app(page)
     # The status above the button now describes the new extract: a table per synced table.
     expect(page.get_by_text("There is no extract yet")).to_have_count(0)
