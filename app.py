@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import auth, bootstrap, layout
+from components import auth, bootstrap, freshness, layout
 from components.context import StartupError, app_context
 from components.navigation import build_navigation
 
@@ -27,7 +27,9 @@ def main() -> None:
         bootstrap.startup_failure(exc)
         st.stop()
     bootstrap.ensure_extract(ctx)
-    principal = auth.current_principal(ctx)
+    # An automatic refresh is not the user's activity: it must not keep the session alive.
+    automatic = freshness.begin_run()
+    principal = auth.current_principal(ctx, touch=not automatic)
     page = build_navigation(principal)
     if principal is None:
         auth.sign_in_screen(ctx)

@@ -197,6 +197,24 @@ SETTINGS: tuple[Setting, ...] = (
         "day (fact_exchange_rate, quoted against USD); an amount without one is left out and "
         "the page says how many.",
     ),
+    # --- freshness and auto-refresh ----------------------------------------------------------
+    Setting(
+        "stale_after_minutes",
+        30.0,
+        "Data last synced longer ago than this is flagged as stale (amber) on every page; set "
+        "it to about twice the sync interval.",
+    ),
+    Setting(
+        "auto_refresh_seconds",
+        60,
+        "How often an open page checks for a newly synced extract and updates itself (its "
+        "freshness line too); 0 turns auto-refresh off. Users can pause it in the sidebar.",
+    ),
+    Setting(
+        "auto_refresh_idle_minutes",
+        30.0,
+        "An open page stops refreshing itself after this long without the user doing anything.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

@@ -7,6 +7,7 @@ import streamlit as st
 from components import auth, charts, queries
 from components.dashboard import dashboard_page
 from components.kpi import kpi_cards
+from components.realtime import ranking_filters, today_so_far
 from components.table_export import table_export_buttons
 from data.queries.metrics import METRICS, OVERVIEW_KPIS, OVERVIEW_MONEY_KPIS, visible_metrics
 from data.queries.money import RATE_MAX_AGE_DAYS, gap_notes, missing_by_currency
@@ -94,7 +95,18 @@ charts.line_chart(
     x_title=f"{grain.capitalize()} (UTC)",
     y_title=f"{metric.label}{unit}",
     key="overview-trend",
+    partial="partial",
+    partial_label=f"partial {grain}",
 )
+cut = trend[trend["partial"]]
+if not cut.empty:
+    spans = ", ".join(f"{row.bucket:%d %b} ({row.days} days)" for row in cut.itertuples())
+    st.caption(
+        f"Dotted: the {grain}s the period cuts — {spans}. Their totals cover fewer days than a "
+        f"whole {grain}, so a drop there is not a fall."
+    )
+
+today_so_far(ctx, principal, filters)
 
 st.subheader("Breakdown")
 # One breakdown at a time (not tabs): tabs would draw all three charts on every run.
@@ -124,8 +136,9 @@ else:
     )
 
 st.subheader("Underperforming titles")
+ranked = ranking_filters(ctx, filters)
 with st.spinner("Comparing titles with their expected views…"):
-    under = queries.run(ctx, principal, "underperforming_titles", filters, k=10)
+    under = queries.run(ctx, principal, "underperforming_titles", ranked, k=10)
 if under.empty:
     st.info("No title is clearly below its expected views in this period.", icon="✅")
 else:
@@ -159,7 +172,7 @@ window = (
     )
     or 28
 )
-top = queries.run(ctx, principal, "top_titles", filters, window_days=window, limit=10)
+top = queries.run(ctx, principal, "top_titles", ranked, window_days=window, limit=10)
 if top.empty:
     st.info("No titles were watched in this window.")
 else:
@@ -180,5 +193,5 @@ else:
     )
     st.caption(
         f"Runtime-normalised views (hours viewed ÷ runtime) in the {window} days to "
-        f"{filters.end:%d %b %Y}, as in public streaming top-10 lists."
+        f"{ranked.end:%d %b %Y}, as in public streaming top-10 lists."
     )

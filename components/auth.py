@@ -98,15 +98,16 @@ def _for_this_tab(principal: Principal) -> Principal:
     return for_tab(principal, *tab_mfa_state())
 
 
-def current_principal(ctx: AppContext) -> Principal | None:
-    """Who is signed in in this tab, or None; also remembered for this run's page."""
+def current_principal(ctx: AppContext, *, touch: bool = True) -> Principal | None:
+    """Who is signed in in this tab, or None; also remembered for this run's page. ``touch``
+    False (an automatic refresh) reads the session without counting it as activity."""
     _CURRENT.set(None)
     _COOKIE.set(None)
     state = st.session_state
     cookie = _cookie(ctx)
     token = state.get(TOKEN_KEY)
     if token:
-        principal = ctx.security.resolve(token)
+        principal = ctx.security.resolve(token, touch=touch)
         if principal is None:
             _forget_session(
                 notice="Your session has ended (signed out elsewhere, or idle too long). Please sign in again."
@@ -115,7 +116,7 @@ def current_principal(ctx: AppContext) -> Principal | None:
             return None
     elif not state.get(SIGNED_OUT_KEY) and (found := cookie.read()) is not None:
         username, cookie_token = found
-        principal = ctx.security.resolve(cookie_token)
+        principal = ctx.security.resolve(cookie_token, touch=touch)
         if principal is None or principal.username != username or principal.mfa_pending:
             # Signed out, idle, expired, or never finished 2FA: the cookie is worthless.
             cookie.clear()

@@ -81,6 +81,76 @@ def table_alternative(
             )
 
 
+def _partial_runs(partial: Sequence[bool]) -> list[int]:
+    """Indexes the dotted segments pass through: each partial point and its whole neighbours,
+    so the dotted line joins the solid one instead of floating apart."""
+    keep: set[int] = set()
+    for i, cut in enumerate(partial):
+        if cut:
+            keep.update(j for j in (i - 1, i, i + 1) if 0 <= j < len(partial))
+    return sorted(keep)
+
+
+def _add_line(
+    fig: go.Figure,
+    xs: pd.Series,
+    ys: pd.Series,
+    *,
+    label: str,
+    line: dict,
+    markers: bool,
+    partial: pd.Series | None,
+    partial_label: str,
+) -> None:
+    """One series: solid over whole buckets, dotted and lighter over buckets the period cuts,
+    whose points say "partial" on hover."""
+    name = label_escape(label)
+    if partial is None or not partial.any():
+        fig.add_trace(
+            go.Scatter(
+                x=xs, y=ys, name=name, mode="lines+markers" if markers else "lines", line=line
+            )
+        )
+        return
+    whole = ys.where(~partial)
+    fig.add_trace(
+        go.Scatter(
+            x=xs,
+            y=whole,
+            name=name,
+            legendgroup=name,
+            mode="lines+markers" if markers else "lines",
+            line=line,
+            connectgaps=False,
+        )
+    )
+    dotted = ys.where(ys.index.isin(_partial_runs(partial.tolist())))
+    fig.add_trace(
+        go.Scatter(
+            x=xs,
+            y=dotted,
+            name=f"{name}, {label_escape(partial_label)}",
+            legendgroup=name,
+            mode="lines",
+            line={**line, "dash": "dot"},
+            opacity=0.55,
+            hoverinfo="skip",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=xs,
+            y=ys.where(partial),
+            name=name,
+            legendgroup=name,
+            showlegend=False,
+            mode="markers",
+            marker={"color": line.get("color"), "symbol": "circle-open", "size": 9},
+            hovertemplate=f"%{{y}} ({label_escape(partial_label)})<extra>{name}</extra>",
+        )
+    )
+
+
 def line_chart(
     frame: pd.DataFrame,
     *,
@@ -91,33 +161,44 @@ def line_chart(
     y_title: str,
     key: str,
     comparison: tuple[str, str] | None = None,
+    partial: str | None = None,
+    partial_label: str = "partial",
 ) -> None:
-    """A line per (column, label) in ``series``; ``comparison`` is drawn dashed and grey behind."""
+    """A line per (column, label) in ``series``; ``comparison`` is drawn dashed and grey behind.
+
+    ``partial`` names a boolean column marking buckets the period cuts (a week or month with
+    fewer days than whole ones): they are drawn dotted and lighter, said "partial" on hover and
+    in the table, so a short last week never reads as a collapse."""
     fig = go.Figure()
+    cut = frame[partial].astype(bool).reset_index(drop=True) if partial else None
+    xs = frame[x].reset_index(drop=True)
+    markers = len(frame) <= 40
     if comparison is not None:
         column, label = comparison
-        fig.add_trace(
-            go.Scatter(
-                x=frame[x],
-                y=frame[column],
-                name=label_escape(label),
-                mode="lines",
-                line={"color": COMPARISON_COLOUR, "dash": "dash", "width": 2},
-            )
+        _add_line(
+            fig,
+            xs,
+            frame[column].reset_index(drop=True),
+            label=label,
+            line={"color": COMPARISON_COLOUR, "dash": "dash", "width": 2},
+            markers=False,
+            partial=cut,
+            partial_label=partial_label,
         )
     for i, (column, label) in enumerate(series):
-        fig.add_trace(
-            go.Scatter(
-                x=frame[x],
-                y=frame[column],
-                name=label_escape(label),
-                mode="lines+markers" if len(frame) <= 40 else "lines",
-                line={
-                    "color": OKABE_ITO[i % len(OKABE_ITO)],
-                    "dash": DASHES[i % len(DASHES)],
-                    "width": 3,
-                },
-            )
+        _add_line(
+            fig,
+            xs,
+            frame[column].reset_index(drop=True),
+            label=label,
+            line={
+                "color": OKABE_ITO[i % len(OKABE_ITO)],
+                "dash": DASHES[i % len(DASHES)],
+                "width": 3,
+            },
+            markers=markers,
+            partial=cut,
+            partial_label=partial_label,
         )
     st.plotly_chart(
         _layout(fig, title, x_title, y_title), key=f"chart-{key}", config={"displaylogo": False}
@@ -125,7 +206,11 @@ def line_chart(
     labels = {x: x_title, **dict(series)}
     if comparison is not None:
         labels[comparison[0]] = comparison[1]
-    table_alternative(frame, title, key, labels)
+    table = frame
+    if partial:
+        labels[partial] = partial_label.capitalize()
+        table = frame.assign(**{partial: frame[partial].map({True: "yes", False: ""})})
+    table_alternative(table, title, key, labels)
 
 
 def bar_chart(

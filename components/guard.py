@@ -6,6 +6,7 @@ import streamlit as st
 
 from components import auth
 from components.context import AppContext, app_context
+from components.freshness import freshness_line
 from components.text import md_escape
 from security.permissions import AccessDenied, Principal, require
 
@@ -40,6 +41,8 @@ def require_page(
             icon="⏳",
         )
         st.stop()
+    if needs_data:
+        freshness_line(ctx, principal)
     return ctx, principal
 
 

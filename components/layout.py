@@ -7,6 +7,7 @@ import streamlit as st
 
 from components import auth
 from components.context import AppContext
+from components.freshness import auto_refresh_toggle
 from components.text import md_escape
 from security.permissions import ROLE_LABELS, Principal
 
@@ -31,6 +32,7 @@ def sidebar(ctx: AppContext, principal: Principal) -> None:
             open_alerts = ctx.security.alerts.open_count()
             if open_alerts:
                 st.page_link("app_pages/admin.py", label=f"🚨 {open_alerts} open alert(s)")
+        auto_refresh_toggle(ctx)
         if st.button("Sign out", key="sign-out", icon="🚪", width="stretch"):
             auth.sign_out(ctx, principal)
     demo_banner(ctx)

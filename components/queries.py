@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import duckdb
@@ -24,6 +24,7 @@ from data.queries import (
     engagement,
     metrics,
     money,
+    realtime,
     reports,
     revenue,
     segments,
@@ -41,6 +42,7 @@ QUERIES: dict[str, QueryFn] = {
     "trend": metrics.trend,
     "breakdown": metrics.breakdown,
     "top_titles": metrics.top_titles,
+    "hourly": realtime.hourly,
     "revenue_by_currency": money.revenue_by_currency,
     "dimension_options": lambda cursor, _filters, scope: dimensions.dimension_options(
         cursor, scope
@@ -233,3 +235,14 @@ def data_bounds(ctx: AppContext) -> tuple[date, date] | None:
     """First and last day with data (not scoped: dates reveal nothing about anyone's rows)."""
     QUERY_REQUESTS["data_bounds"] += 1
     return _bounds(ctx.store.generation())
+
+
+@st.cache_data(ttl=3600, show_spinner=False)
+def _latest_view(generation: str) -> datetime | None:
+    return realtime.latest_view_at(app_context().store.cursor())
+
+
+def latest_view_at(ctx: AppContext) -> datetime | None:
+    """When the newest view in the extract started (not scoped, like :func:`data_bounds`)."""
+    QUERY_REQUESTS["latest_view_at"] += 1
+    return _latest_view(ctx.store.generation())

@@ -82,12 +82,15 @@ class SessionsMixin(ServiceBase):
         rows = self.db.query("SELECT * FROM sessions WHERE token_hash = ?", (token_hash(token),))
         return rows[0] if rows else None
 
-    def resolve(self, token: str | None, now: datetime | None = None) -> Principal | None:
+    def resolve(
+        self, token: str | None, now: datetime | None = None, *, touch: bool = True
+    ) -> Principal | None:
         """The principal of a live session, or None (unknown, revoked, idle longer than
         ``session_idle_hours``, older than ``session_max_hours``, or the user disabled).
 
         An expired session is revoked, so every tab holding the token is signed out. A live one
-        has ``last_seen`` moved to ``now`` (written at most once a minute). Roles, scope and
+        has ``last_seen`` moved to ``now`` (written at most once a minute) unless ``touch`` is
+        False: a page refreshing itself is not the user's activity. Roles, scope and
         display name are read fresh from the user record every time.
         """
         now = self._now(now)
@@ -108,7 +111,7 @@ class SessionsMixin(ServiceBase):
         if reason is not None:
             self._revoke_row(row["id"], row["username"], row["client_id"], reason, now)
             return None
-        if (now - last_seen).total_seconds() >= TOUCH_SECONDS:
+        if touch and (now - last_seen).total_seconds() >= TOUCH_SECONDS:
             with self.db.transaction() as conn:
                 conn.execute(
                     "UPDATE sessions SET last_seen = ? WHERE id = ? AND revoked_at IS NULL "

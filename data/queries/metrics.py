@@ -547,6 +547,16 @@ def _buckets(start: date, end: date, grain: str) -> list[tuple[date, date]]:
     return out
 
 
+def full_bucket_days(first_day: date, grain: str) -> int:
+    """Days in the whole calendar bucket that starts on or contains ``first_day``."""
+    if grain == "week":
+        return 7
+    if grain == "month":
+        start = first_day.replace(day=1)
+        return ((start.replace(day=28) + timedelta(days=4)).replace(day=1) - start).days
+    return 1
+
+
 def _series_windows(series: _Series, buckets: list[tuple[date, date]]) -> list[tuple[date, date]]:
     """The data days [lo, hi] of each bucket for one series; lo > hi when it has none.
 
@@ -1178,8 +1188,9 @@ def trend(
     """Long table: one row per (bucket, metric) over the filtered period.
 
     Columns: bucket (first day of the bucket, clipped to the period), bucket_end, days, metric,
-    value, comparison. Weeks run Monday-Sunday and months are calendar months, clipped at the
-    period's ends. ``comparison`` is the comparison period's value for the same bucket (previous
+    value, comparison, partial. Weeks run Monday-Sunday and months are calendar months, clipped
+    at the period's ends; ``partial`` is True for a bucket the period cuts (fewer ``days`` than
+    the calendar week or month holds), whose totals are not comparable with whole ones. ``comparison`` is the comparison period's value for the same bucket (previous
     period: the bucket's days moved back by the period's length; last year: the same calendar
     dates a year earlier, so one day compares with one day, and 29 February with nothing), so
     the two lines overlay; NaN without a comparison. Money in ``currency``.
@@ -1204,6 +1215,7 @@ def trend(
                     "metric": mid,
                     "value": float(now[b0]),
                     "comparison": float(then[b0]) if then else math.nan,
+                    "partial": (b1 - b0).days + 1 < full_bucket_days(b0, grain),
                 }
             )
     return pd.DataFrame(rows)

@@ -53,6 +53,16 @@ def test_idle_timeout_signs_out_every_tab(tmp_path):
     assert info.revoke_reason == "idle" and info.revoked_at is not None
 
 
+def test_automatic_refreshes_do_not_keep_an_idle_session_alive(tmp_path):
+    sec, clock, token = signed_in(tmp_path, session_idle_hours=1)
+    for _ in range(5):  # an open page refreshing itself every 10 minutes, nobody at the desk
+        clock.advance(minutes=10)
+        assert sec.resolve(token, touch=False) is not None
+    clock.advance(minutes=10, seconds=1)
+    assert sec.resolve(token, touch=False) is None, "refreshes are not activity"
+    assert sec.sessions("dana", active_only=False)[0].revoke_reason == "idle"
+
+
 def test_absolute_lifetime_ends_even_an_active_session(tmp_path):
     sec, clock, token = signed_in(tmp_path, session_idle_hours=24, session_max_hours=48)
     for _ in range(4):

