@@ -1,4 +1,4 @@
-"""The operator's command line: demo data, sync, users, erasure, audit, benchmarks.
+"""The operator's command line: demo data, sync, warehouse, users, erasure, audit, benchmarks.
 
 Run ``python cli.py --help``. Every command reads the same settings as the app (settings.py).
 """
@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from data.sync.cli_commands import warehouse_app
 from security.cli_commands import alerts_app, audit_app, users_app
 
 app = typer.Typer(
@@ -19,6 +20,8 @@ app = typer.Typer(
 app.add_typer(users_app, name="users", no_args_is_help=True)
 app.add_typer(audit_app, name="audit", no_args_is_help=True)
 app.add_typer(alerts_app, name="alerts", no_args_is_help=True)
+# Connecting the operator's own warehouse (data/sync/cli_commands.py).
+app.add_typer(warehouse_app, name="warehouse", no_args_is_help=True)
 
 
 @app.command()

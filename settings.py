@@ -90,6 +90,13 @@ SETTINGS: tuple[Setting, ...] = (
         secret=True,
     ),
     Setting(
+        "warehouse_mapping_file",
+        "",
+        "A TOML file mapping extract tables to the warehouse's own tables or views and "
+        "columns (see Connecting your warehouse). Empty: [warehouse_mapping] of "
+        ".streamlit/secrets.toml if present, else every table under the model's names.",
+    ),
+    Setting(
         "sync_overlap_hours",
         2.0,
         "An incremental sync re-reads rows whose updated_at is up to this many hours before the "
@@ -313,6 +320,31 @@ class Settings:
         if self._values["warehouse_url"]:
             return {"url": self._values["warehouse_url"]}
         return {}
+
+    @property
+    def warehouse_mapping(self) -> tuple[str, dict[str, Any]]:
+        """(where it was read, the parsed mapping): the ``warehouse_mapping_file`` TOML file, or
+        ``[warehouse_mapping]`` of secrets.toml; empty when neither is set. Validated against
+        the model by ``data.sync.source_map``, which this module may not import."""
+        inline = self.secrets.get("warehouse_mapping", {})
+        name = str(self._values["warehouse_mapping_file"])
+        if not name:
+            return ("[warehouse_mapping] of .streamlit/secrets.toml", dict(inline))
+        if inline:
+            raise SettingsError(
+                "The warehouse mapping is set twice: warehouse_mapping_file and "
+                "[warehouse_mapping] in .streamlit/secrets.toml. Keep one of them."
+            )
+        path = self.path("warehouse_mapping_file")
+        try:
+            with path.open("rb") as fh:
+                return (str(path), tomllib.load(fh))
+        except FileNotFoundError:
+            raise SettingsError(
+                f"warehouse_mapping_file {path} does not exist; fix the path or unset it."
+            ) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"warehouse_mapping_file {path} is not valid TOML: {exc}") from None
 
     @property
     def demo_mode(self) -> bool:

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from data import schema
 from data.schema import Column, Table
+from data.sync.source_map import SourceMap, WarehouseMapping
 
 Mode = Literal["incremental", "full"]
 _MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
@@ -133,6 +134,9 @@ class ExtractSpec:
     # For an aggregate: how its source rows fall into the aggregate's partitions (its months are
     # those of the source's started_at), to re-read some partitions of it.
     source_partition: Partition | None = None
+    # Where the source lives in the operator's warehouse when its names are not the model's
+    # (data/sync/source_map.py); None: ``source_table`` in the connection's schema.
+    source_map: SourceMap | None = None
 
     @property
     def name(self) -> str:
@@ -161,7 +165,33 @@ class ExtractSpec:
 
     # --- warehouse SQL -----------------------------------------------------------------------
     def _source(self, source_schema: str) -> str:
+        if self.source_map is not None:
+            return self.source_map.relation(source_schema, self.checked_source_columns)
         return f"{source_schema}.{self.source_table}"
+
+    def source_relation(self, source_schema: str) -> str:
+        """What the sync's statements read ``FROM`` (aliased ``src``), in model names."""
+        return self._source(source_schema)
+
+    def source_location(self, source_schema: str) -> tuple[str, str]:
+        """(schema, table) of the source as the warehouse's catalog names it."""
+        if self.source_map is not None:
+            return self.source_map.location(source_schema)
+        return (source_schema, self.source_table)
+
+    def source_column(self, model_column: str) -> str:
+        """The source's name for a model column (the same name unless mapped)."""
+        return self.source_map.column(model_column) if self.source_map else model_column
+
+    def with_source(self, source_map: SourceMap | None) -> ExtractSpec:
+        """This spec reading from ``source_map`` (a mapped source may allow extra columns)."""
+        if source_map is None:
+            return self
+        return replace(
+            self,
+            source_map=source_map,
+            allow_any_new_column=self.allow_any_new_column or source_map.allow_extra_columns,
+        )
 
     def _where(self, source_schema: str, *, incremental: bool, suppress: bool) -> str:
         conditions = []
@@ -429,33 +459,94 @@ def expected_source_type(column: Column) -> tuple[str, int | None, int | None]:
     return _SOURCE_TYPES[column.type]
 
 
+@dataclass(frozen=True)
+class ColumnIssue:
+    """One way the source's columns differ from what the spec reads.
+
+    ``kind``: ``missing_table`` (no columns visible at all), ``missing``, ``retyped`` or
+    ``extra``; ``column`` is the model's name (the source's for an extra column), ``source``
+    the source's name, ``found`` and ``expected`` the types as the catalog spells them.
+    ``allowed`` marks a difference the spec tolerates (an extra column it was told to ignore).
+    """
+
+    kind: str
+    column: str = ""
+    source: str = ""
+    found: str = ""
+    expected: str = ""
+    allowed: bool = False
+
+    def describe(self) -> str:
+        named = (
+            self.column
+            if self.source in ("", self.column)
+            else (f"{self.column} (source column {self.source})")
+        )
+        if self.kind == "missing":
+            return f"column {named} is missing"
+        if self.kind == "retyped":
+            return f"column {named} is {self.found}, expected {self.expected}"
+        if self.kind == "extra":
+            return f"new column {self.source} ({self.found})"
+        return "source table not found"
+
+
+def _shown_type(dtype: str, prec: int | None, scale: int | None, exact: bool) -> str:
+    # A type without a precision (text where numeric(14,2) was expected) shows none.
+    return f"{dtype}({prec},{scale})" if exact and prec is not None else dtype
+
+
+def compare_columns(
+    spec: ExtractSpec, found: list[tuple[str, str, int | None, int | None]]
+) -> list[ColumnIssue]:
+    """Every difference between the source's columns (name, data_type, precision, scale as
+    information_schema.columns says) and the spec, allowed ones included (marked)."""
+    actual = {name: (dtype, prec, scale) for name, dtype, prec, scale in found}
+    if not actual:
+        return [ColumnIssue("missing_table")]
+    issues: list[ColumnIssue] = []
+    read: set[str] = set()
+    for column in spec.checked_source_columns:
+        source = spec.source_column(column.name)
+        read.add(source)
+        if source not in actual:
+            issues.append(ColumnIssue("missing", column.name, source))
+            continue
+        want = expected_source_type(column)
+        dtype, prec, scale = actual[source]
+        exact = want[1] is not None
+        got = (dtype, prec, scale) if exact else (dtype, None, None)
+        if dtype in {"character varying", "character", "text"} and column.is_text:
+            continue
+        if got != want:
+            issues.append(
+                ColumnIssue(
+                    "retyped",
+                    column.name,
+                    source,
+                    _shown_type(dtype, prec, scale, exact),
+                    _shown_type(*want, exact),
+                    allowed=column.name in spec.allowed_type_changes,
+                )
+            )
+    for name, (dtype, _prec, _scale) in actual.items():
+        if name not in read:
+            allowed = spec.allow_any_new_column or name in spec.allowed_new_columns
+            issues.append(ColumnIssue("extra", source=name, found=dtype, allowed=allowed))
+    return issues
+
+
 def describe_drift(
     spec: ExtractSpec, found: list[tuple[str, str, int | None, int | None]]
 ) -> list[str]:
     """The differences between the source's columns and the spec that the spec does not allow."""
-    expected = {c.name: c for c in spec.checked_source_columns}
-    actual = {name: (dtype, prec, scale) for name, dtype, prec, scale in found}
-    problems: list[str] = []
-    if not actual:
-        return [f"source table {spec.source_table} not found"]
-    for name, column in expected.items():
-        if name not in actual:
-            problems.append(f"column {name} is missing")
-            continue
-        want = expected_source_type(column)
-        dtype, prec, scale = actual[name]
-        got = (dtype, prec, scale) if want[1] is not None else (dtype, None, None)
-        if dtype in {"character varying", "character", "text"} and column.is_text:
-            continue
-        if got != want and name not in spec.allowed_type_changes:
-            shown = f"{dtype}({prec},{scale})" if want[1] is not None else dtype
-            expected_shown = f"{want[0]}({want[1]},{want[2]})" if want[1] is not None else want[0]
-            problems.append(f"column {name} is {shown}, expected {expected_shown}")
-    for name in actual:
-        if name not in expected and not (
-            spec.allow_any_new_column or name in spec.allowed_new_columns
-        ):
-            problems.append(f"new column {name} ({actual[name][0]})")
+    problems = []
+    for issue in compare_columns(spec, found):
+        if issue.kind == "missing_table":
+            table = spec.source_map.table if spec.source_map else spec.source_table
+            return [f"source table {table or spec.source_table} not found"]
+        if not issue.allowed:
+            problems.append(issue.describe())
     return problems
 
 
@@ -544,15 +635,19 @@ SPECS_BY_NAME: dict[str, ExtractSpec] = {s.name: s for s in SPECS}
 DEFAULT_TABLES: tuple[str, ...] = tuple(t.name for t in schema.TABLES)
 
 
-def resolve(names: Iterable[str] | None = None) -> tuple[ExtractSpec, ...]:
-    """The specs for the given extract table names (default: DEFAULT_TABLES), in sync order."""
+def resolve(
+    names: Iterable[str] | None = None, mapping: WarehouseMapping | None = None
+) -> tuple[ExtractSpec, ...]:
+    """The specs for the given extract table names (default: DEFAULT_TABLES), in sync order,
+    each reading its source where ``mapping`` says (an aggregate: where its source table is)."""
     wanted = list(names) if names else list(DEFAULT_TABLES)
     unknown = [n for n in wanted if n not in SPECS_BY_NAME]
     if unknown:
         raise KeyError(
             f"unknown extract table(s): {', '.join(unknown)}; known: {', '.join(SPECS_BY_NAME)}"
         )
-    return tuple(s for s in SPECS if s.name in wanted)
+    mapping = mapping or WarehouseMapping()
+    return tuple(s.with_source(mapping.get(s.source_table)) for s in SPECS if s.name in wanted)
 
 
 def session_statements() -> list[str]:
@@ -588,10 +683,12 @@ def suppressed_insert_sql(rows: int) -> str:
     return f"INSERT INTO {SUPPRESSED_TEMP_TABLE} (viewer_key) VALUES {values}"
 
 
-def warehouse_statements(source_schema: str = "public") -> list[str]:
+def warehouse_statements(
+    source_schema: str = "public", mapping: WarehouseMapping | None = None
+) -> list[str]:
     """Every statement the sync can send to the warehouse, for the Redshift-dialect test."""
     statements = [*session_statements(), COMMIT_SQL, VERSION_SQL, CLOCK_SQL["redshift"]]
-    for spec in SPECS:
+    for spec in resolve(SPECS_BY_NAME, mapping):
         statements.append(spec.columns_sql())
         for suppress in (False, True):
             statements.append(spec.source_drift_sql(source_schema, suppress=suppress))

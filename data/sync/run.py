@@ -52,6 +52,7 @@ from data.sync.erasure import (
     suppression_list,
 )
 from data.sync.extract_specs import ExtractSpec
+from data.sync.source_map import WarehouseMapping, mapping_from_settings
 from data.sync.warehouse import (
     RetryPolicy,
     TransientWarehouseError,
@@ -382,11 +383,13 @@ def run_sync(
     progress: ProgressCallback | None = None,
     now: datetime | None = None,
     options: SyncOptions | None = None,
+    mapping: WarehouseMapping | None = None,
 ) -> SyncResult:
     """Sync the extract from the warehouse; never raises for a failed sync, returns the result.
 
-    Give ``settings`` (the warehouse, store, tables and tuning come from it) or explicit
-    ``warehouse`` and ``store`` (and ``options``). ``full`` re-reads every table whole;
+    Give ``settings`` (the warehouse, store, tables, tuning and warehouse mapping come from it)
+    or explicit ``warehouse`` and ``store`` (and ``options``, ``mapping``: where each table's
+    rows live when the warehouse's names are not the model's). ``full`` re-reads every table whole;
     ``only`` limits the sync to some tables (the rest of the extract is carried over).
 
     Promises: on ``result.ok`` the live extract is a new file holding the reconciled tables and
@@ -414,12 +417,14 @@ def run_sync(
                 drift_check_every=timedelta(minutes=float(settings.sync_drift_check_minutes)),
             )
             configured = [t.strip() for t in str(settings.sync_tables).split(",") if t.strip()]
+            if mapping is None:
+                mapping = mapping_from_settings(settings)
             result.warehouse = warehouse.describe()
         assert warehouse is not None and store is not None
         options = options or SyncOptions(retry=warehouse.retry)
         say(SyncProgress("start", message=f"sync from {warehouse.describe()}"))
         names = [only] if isinstance(only, str) else list(only or configured or [])
-        specs = extract_specs.resolve(names or None)
+        specs = extract_specs.resolve(names or None, mapping)
         result.tables = [TableResult(table=s.name) for s in specs]
         with writer_lock(store.path, wait_seconds=options.lock_wait_seconds):
             _sync(warehouse, store, specs, result, full, bool(only), say, options, started)
@@ -984,14 +989,26 @@ def _diff(
 
 
 def _check_drift(session: WarehouseSession, spec: ExtractSpec) -> None:
-    found = session.fetch_rows(spec.columns_sql(), [session.config.schema, spec.source_table])
+    location = spec.source_location(session.config.schema)
+    found = session.fetch_rows(spec.columns_sql(), list(location))
     problems = extract_specs.describe_drift(spec, [(str(n), str(t), p, s) for n, t, p, s in found])
     if problems:
+        missing = problems[0].startswith("source table")
+        fix = (
+            f"Map {spec.source_table} to the table or view that holds its rows (the warehouse "
+            "mapping), or create it; python cli.py warehouse check lists what to fix,"
+            if missing
+            else "Fix the source, or the warehouse mapping (python cli.py warehouse check says "
+            "what to change),"
+            if spec.source_map is not None
+            else "Update data/schema.py and the spec in data/sync/extract_specs.py (or allow the "
+            "change there), or map the table to a source that matches (python cli.py warehouse "
+            "check),"
+        )
         raise SchemaDriftError(
-            f"Schema drift in {session.config.schema}.{spec.source_table} (for {spec.name}): "
+            f"Schema drift in {'.'.join(location)} (for {spec.name}): "
             + "; ".join(problems)
-            + ". Update data/schema.py and the spec in data/sync/extract_specs.py (or allow the "
-            "change there) before syncing again."
+            + f". {fix} before syncing again."
         )
 
 
