@@ -377,7 +377,8 @@ def ddl_script(
                 f"--   CAST(src.{name} AS {column.sql_type(dialect)}) AS {column.name}{comma}"
                 f"  -- {'; '.join(notes)}"
             )
-        binding = " WITH NO SCHEMA BINDING" if dialect == "redshift" else ""
-        out.append(f"-- FROM {where} AS src{binding};")
+        # An ordinary view: a late-binding one (WITH NO SCHEMA BINDING) lists no columns in
+        # information_schema, so the sync's column check could not see it.
+        out.append(f"-- FROM {where} AS src;")
         out.append("")
     return "\n".join(out)
