@@ -119,6 +119,7 @@ def sync(
     quiet: bool = typer.Option(False, "--quiet", help="No progress lines (for cron)."),
 ) -> None:
     """Sync the encrypted extract from the warehouse; exit 1 (and alert) when it fails."""
+    from data.sync.source_map import mapping_from_settings
     from security.operations import audited_sync
     from security.service import Security
     from settings import SettingsError, load_settings
@@ -132,6 +133,7 @@ def sync(
                 err=True,
             )
             raise typer.Exit(2)
+        mapping_from_settings(settings)  # a wrong mapping is a setting to fix (exit 2)
         security = Security(settings)
     except SettingsError as exc:
         typer.echo(f"error: {exc}", err=True)

@@ -101,10 +101,13 @@ def _assert_mapped_extract_equals_source(wh, other, store, erased=None) -> None:
     )
 
 
-def test_a_warehouse_with_its_own_names_syncs_equal_to_the_source(theirs, store, make_warehouse):
+@pytest.mark.parametrize("driver", ["adbc", "redshift_connector"])
+def test_a_warehouse_with_its_own_names_syncs_equal_to_the_source(
+    theirs, store, make_warehouse, driver
+):
     wh, other, raw = theirs
     mapping = WarehouseMapping.from_config(raw, "test")
-    warehouse = make_warehouse(wh)
+    warehouse = make_warehouse(wh, driver)
     # Without the mapping the sync finds no dim_title (the first table), and says what to do.
     refused = run_sync(warehouse=warehouse, store=store, now=NOW)
     assert not refused.ok and "source table dim_title not found" in refused.error
@@ -312,9 +315,32 @@ def test_check_finds_a_source_the_sync_user_may_not_read(messy):
     assert f"GRANT SELECT ON {wh.schema}.fact_revenue TO {role}" in found["access"]
 
 
-def _cli(*args: str, env: dict) -> subprocess.CompletedProcess:
+def test_check_finds_a_user_without_the_temp_grant():
+    """The sync needs TEMP for the erased viewers' keys; a database that withholds it."""
+    name = f"it_temp_{uuid.uuid4().hex[:10]}"
+    role = f"{name}_ro"
+    with psycopg.connect(PG_DSN, autocommit=True) as con:
+        con.execute(f"CREATE DATABASE {name}")
+        con.execute(f"CREATE ROLE {role} LOGIN")
+    try:
+        with psycopg.connect(PG_DSN, autocommit=True) as con:
+            con.execute(f"REVOKE TEMPORARY ON DATABASE {name} FROM PUBLIC")
+        config = {**PgWarehouse("public", PG_DSN).config(), "database": name, "user": role}
+        warehouse = Warehouse.from_mapping(config, RetryPolicy(attempts=1))
+        report = check_warehouse(warehouse, tables=["dim_creator"])
+        (temp,) = report.session
+        assert (temp.kind, temp.status) == ("temp", "blocked")
+        assert f"GRANT TEMP ON DATABASE {name} TO {role}" in temp.message
+        assert report.blocked
+    finally:
+        with psycopg.connect(PG_DSN, autocommit=True) as con:
+            con.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            con.execute(f"DROP ROLE IF EXISTS {role}")
+
+
+def _cli(*args: str, env: dict, command: str = "warehouse") -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "cli.py", "warehouse", *args],
+        [sys.executable, "cli.py", command, *args],
         cwd=ROOT,
         env={**os.environ, "SPOTLIGHT_SYNC_RETRIES": "1", **env},
         capture_output=True,
@@ -345,6 +371,9 @@ def test_check_command_exits_non_zero_when_something_blocks_a_sync(messy, tmp_pa
     wrong = _cli("check", env=env)
     assert wrong.returncode == 2
     assert "fact_view has no column 'session_id'" in wrong.stderr
+    refused = _cli(env=env, command="sync")
+    assert refused.returncode == 2
+    assert "fact_view has no column 'session_id'" in refused.stderr
     ddl = _cli("ddl", "--dialect", "postgres", env={})
     assert ddl.returncode == 0 and "CREATE TABLE IF NOT EXISTS fact_view (" in ddl.stdout
 
