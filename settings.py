@@ -90,13 +90,6 @@ SETTINGS: tuple[Setting, ...] = (
         secret=True,
     ),
     Setting(
-        "warehouse_mapping_file",
-        "",
-        "A TOML file mapping extract tables to the warehouse's own tables or views and "
-        "columns (see Connecting your warehouse). Empty: [warehouse_mapping] of "
-        ".streamlit/secrets.toml if present, else every table under the model's names.",
-    ),
-    Setting(
         "sync_overlap_hours",
         2.0,
         "An incremental sync re-reads rows whose updated_at is up to this many hours before the "
@@ -132,6 +125,14 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "Extract tables a sync builds, comma-separated. Empty: every base table. Add "
         "fact_view_daily for the daily view rollup computed in the warehouse.",
+    ),
+    # --- the operator's warehouse: where each extract table's rows are (data/sync/source_map.py)
+    Setting(
+        "warehouse_mapping_file",
+        "",
+        "A TOML file mapping extract tables to the warehouse's own tables or views and "
+        "columns (see Connecting your warehouse). Empty: [warehouse_mapping] of "
+        ".streamlit/secrets.toml if present, else every table under the model's names.",
     ),
     # --- sign-in and sessions ----------------------------------------------------------------
     Setting(

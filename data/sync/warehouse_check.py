@@ -175,7 +175,15 @@ def _why_missing(
         if _state(exc) in {"42501"} or "permission denied" in str(exc).lower():
             return _access_finding(exc, session, f"{source_schema}.{source_table}")
     else:
-        return _access_finding(None, session, f"{source_schema}.{source_table}")
+        # Readable, yet the catalog lists no columns: Redshift's late-binding views do that,
+        # and the sync's column check reads the catalog.
+        return Finding(
+            "missing_table",
+            "blocked",
+            f"{source_schema}.{source_table} can be read but information_schema lists none of "
+            "its columns (a late-binding view, WITH NO SCHEMA BINDING?): recreate it as an "
+            "ordinary view",
+        )
     like = session.fetch_rows(
         "SELECT table_schema, table_name FROM information_schema.tables "
         "WHERE lower(table_name) = $1 ORDER BY 1, 2",
