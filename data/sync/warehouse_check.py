@@ -8,7 +8,8 @@ it), the cursor column is there, and in a sample of rows no key appears twice an
 extract requires is NULL. It counts each source's rows. Every finding says what to fix.
 
 Statuses: ``blocked`` (the sync will fail until it is fixed), ``warning`` (the sync runs, but
-look: an empty table, duplicate keys), ``ready``. The command exits non-zero when anything is
+look: an empty table, duplicate keys), ``ready`` (a finding with it is a note: an extra
+column the mapping allows). The command exits non-zero when anything is
 blocked.
 
 :func:`ddl_script` prints the model's DDL and, per table, a commented view template: how to
@@ -217,11 +218,14 @@ def _column_findings(
     spec: ExtractSpec, issues: Iterable[extract_specs.ColumnIssue]
 ) -> list[Finding]:
     findings = []
+    issues = list(issues)
     by_name = {c.name: c for c in spec.checked_source_columns}
     table = spec.source_table
     for issue in issues:
         status: Status = "warning" if issue.allowed else "blocked"
         if issue.kind == "missing":
+            column = by_name[issue.column]
+            holder = _likely_source(column, issues) or "..."
             if issue.column == spec.cursor:
                 findings.append(
                     Finding(
@@ -229,7 +233,8 @@ def _column_findings(
                         "blocked",
                         f"cursor column {issue.source} is missing: incremental syncs read the "
                         f"rows changed since the last one by it; map {issue.column} to the "
-                        f'source\'s last-modified timestamp ([{table}.columns] {issue.column} = "...")',
+                        f"source's last-modified timestamp ([{table}.columns] "
+                        f'{issue.column} = "{holder}")',
                     )
                 )
                 continue
@@ -238,7 +243,7 @@ def _column_findings(
                     "missing_column",
                     status,
                     f"{issue.describe()}: map it to the source column that holds it "
-                    f'([{table}.columns] {issue.column} = "...") or add it to the source',
+                    f'([{table}.columns] {issue.column} = "{holder}") or add it to the source',
                 )
             )
         elif issue.kind == "retyped":
@@ -256,7 +261,8 @@ def _column_findings(
             findings.append(
                 Finding(
                     "extra_column",
-                    status,
+                    # Allowed by the mapping: a note, not something to look at.
+                    "ready" if issue.allowed else "blocked",
                     f"{issue.describe()} is not read"
                     + (
                         ""
@@ -267,6 +273,21 @@ def _column_findings(
                 )
             )
     return findings
+
+
+_TEXT_TYPES = frozenset({"character varying", "character", "text"})
+
+
+def _likely_source(column: schema.Column, issues: list[extract_specs.ColumnIssue]) -> str:
+    """The one column the model does not read whose type is the missing column's: probably
+    the same thing under another name (empty when there is not exactly one)."""
+    want = extract_specs.expected_source_type(column)[0]
+    matches = [
+        i.source
+        for i in issues
+        if i.kind == "extra" and (i.found == want or (column.is_text and i.found in _TEXT_TYPES))
+    ]
+    return matches[0] if len(matches) == 1 else ""
 
 
 def _sample_findings(

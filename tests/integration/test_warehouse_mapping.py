@@ -113,6 +113,14 @@ def test_a_warehouse_with_its_own_names_syncs_equal_to_the_source(
     assert not refused.ok and "source table dim_title not found" in refused.error
     assert "Map dim_title to the table or view that holds its rows" in refused.error
 
+    report = check_warehouse(warehouse, mapping)
+    assert not report.blocked and report.session == []
+    assert {t.table: t.status for t in report.tables} == {t.name: "ready" for t in schema.TABLES}
+    assert report.table("fact_view").rows == wh.sql("SELECT count(*) FROM playback_sessions")[0][0]
+    assert (
+        report.table("fact_revenue").rows == wh.sql(f"SELECT count(*) FROM {other}.revenue")[0][0]
+    )
+
     result = run_sync(warehouse=warehouse, store=store, now=NOW, mapping=mapping)
     assert result.ok, result.summary_lines()
     _assert_mapped_extract_equals_source(wh, other, store)
@@ -257,7 +265,7 @@ def test_check_finds_a_missing_column(messy):
     report = messy[3]
     found = _findings(report, "fact_interaction")
     assert found["missing_column"].startswith("blocked: column sentiment is missing")
-    assert "[fact_interaction.columns] sentiment" in found["missing_column"]
+    assert '[fact_interaction.columns] sentiment = "..."' in found["missing_column"]
 
 
 def test_check_finds_an_extra_column(messy):
@@ -281,6 +289,8 @@ def test_check_finds_a_retyped_column_behind_a_view(messy):
 def test_check_finds_a_missing_cursor(messy):
     found = _findings(messy[3], "fact_payout")
     assert found["cursor"].startswith("blocked: cursor column updated_at is missing")
+    # The one timestamp the model does not read is offered as the likely cursor.
+    assert found["cursor"].endswith('([fact_payout.columns] updated_at = "changed_at")')
     # The renamed column is one the model does not read: an extra column too.
     assert found["extra_column"].startswith("blocked: new column changed_at")
 
@@ -416,7 +426,10 @@ def test_fixing_what_the_check_says_makes_the_messy_warehouse_sync(loaded, store
     mapping = WarehouseMapping.from_config(raw)
     report = check_warehouse(warehouse, mapping)
     assert not report.blocked, [(t.table, t.findings) for t in report.tables]
-    assert report.table("dim_creator").status == "warning"
+    assert report.table("dim_creator").status == "ready"
+    assert [(f.kind, f.status) for f in report.table("dim_creator").findings] == [
+        ("extra_column", "ready")
+    ]
     result = run_sync(warehouse=warehouse, store=store, now=NOW, mapping=mapping)
     assert result.ok, result.summary_lines()
     assert _extract(store, schema.FACT_REVENUE) == _rows(wh, "revenue_v", schema.FACT_REVENUE, {})
