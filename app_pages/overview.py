@@ -100,7 +100,10 @@ charts.line_chart(
 )
 cut = trend[trend["partial"]]
 if not cut.empty:
-    spans = ", ".join(f"{row.bucket:%d %b} ({row.days} days)" for row in cut.itertuples())
+    spans = ", ".join(
+        f"{row.bucket:%d %b} ({row.days} day{'' if row.days == 1 else 's'})"
+        for row in cut.itertuples()
+    )
     st.caption(
         f"Dotted: the {grain}s the period cuts — {spans}. Their totals cover fewer days than a "
         f"whole {grain}, so a drop there is not a fall."
