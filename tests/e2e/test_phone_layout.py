@@ -27,5 +27,12 @@ def test_the_sidebar_starts_closed_on_a_phone(app_server, browser):
     assert box is not None and box["x"] < 20, (
         "the page starts at the left edge, not behind the menu"
     )
+    # The KPI cards go two to a row, so the first chart starts within two screen heights.
+    cards = tab.locator('[data-testid="stMetric"]')
+    first, second = cards.nth(0).bounding_box(), cards.nth(1).bounding_box()
+    assert first and second and abs(first["y"] - second["y"]) < 2, "two cards to a row"
+    assert second["x"] > first["x"] + first["width"] - 1
+    chart = tab.locator('[data-testid="stPlotlyChart"]').first.bounding_box()
+    assert chart is not None and chart["y"] < 2 * PHONE["height"], chart
     screenshot(tab, "overview-phone-after-sign-in")
     tab.context.close()
