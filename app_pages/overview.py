@@ -145,8 +145,10 @@ with st.spinner("Comparing titles with their expected views…"):
 if under.empty:
     st.info("No title is clearly below its expected views in this period.", icon="✅")
 else:
+    # The free-text reason last and sized to its content: every figure stays in view at
+    # desktop widths, and a long reason scrolls rather than squeezing the columns.
     under_shown = under[
-        ["name", "reason", "shortfall_pct", "views", "expected", "genre", "age_band"]
+        ["name", "shortfall_pct", "views", "expected", "genre", "age_band", "reason"]
     ]
     under_columns = {
         "name": st.column_config.TextColumn("Title"),
@@ -155,7 +157,7 @@ else:
         "views": st.column_config.NumberColumn("Views", format="%.0f"),
         "expected": st.column_config.NumberColumn("Expected views", format="%.0f"),
         "shortfall_pct": st.column_config.NumberColumn("vs expected", format="percent"),
-        "reason": st.column_config.TextColumn("Why", width="large"),
+        "reason": st.column_config.TextColumn("Why"),
     }
     st.dataframe(under_shown, hide_index=True, column_config=under_columns)
     table_export_buttons(
