@@ -141,3 +141,37 @@ def test_a_failing_sync_turns_the_line_amber_for_everyone(live_app, page: Page):
     expect(page.get_by_text("Data may be out of date")).to_have_count(
         0, timeout=(REFRESH_SECONDS + 20) * 1000
     )
+
+
+@pytest.fixture(scope="module")
+def quick_idle_app() -> Iterator[RunningApp]:
+    root = Path(tempfile.mkdtemp(prefix="spotlight-e2e-idle-"))
+    settings = {
+        "demo_views": "20000",
+        "demo_viewers": "1500",
+        "auto_refresh_seconds": "2",
+        "auto_refresh_idle_minutes": "0.25",
+    }
+    with running_app(root, **settings) as app:
+        yield app
+
+
+def test_an_idle_tab_stops_refreshing_and_a_click_resumes_it(quick_idle_app, page: Page):
+    page.goto(quick_idle_app.url)
+    wait_for_app(page, timeout=120_000)
+    sign_in(page, "manager")
+    line = _freshness_line(page).first
+    expect(line).to_be_visible(timeout=60_000)
+    expect(line).not_to_contain_text("paused")
+    # Fifteen seconds without a click: the tab stops its timer and says so.
+    expect(line).to_contain_text(
+        "auto-refresh paused after a while without activity", timeout=40_000
+    )
+    screenshot(page, "live-03-idle-tab-paused")
+    page.get_by_text("Week", exact=True).first.click()
+    wait_for_app(page)
+    expect(_freshness_line(page).first).not_to_contain_text("paused")
+    # Paused by hand from the sidebar.
+    page.locator('[data-testid="stSidebar"]').get_by_text("Auto-refresh").click()
+    wait_for_app(page)
+    expect(_freshness_line(page).first).to_contain_text("auto-refresh paused")
