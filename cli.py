@@ -110,22 +110,76 @@ def _cli_actor() -> str:
         return "cli"
 
 
+# Exit status of a sync refused because another sync or erasure kept the extract busy for the
+# whole wait: sysexits' EX_TEMPFAIL, "try again later" (nothing failed, nothing changed).
+EXIT_BUSY = 75
+
+
 @app.command()
 def sync(
     full: bool = typer.Option(False, "--full", help="Re-read every table whole."),
     only: list[str] = typer.Option(  # noqa: B008 - typer's way of declaring an option
         None, "--only", help="Sync only this extract table (repeatable)."
     ),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress lines (for cron)."),
+    quiet: bool = typer.Option(
+        False, "--quiet", help="No progress lines (for cron); on a schedule, failures only."
+    ),
+    every: str | None = typer.Option(
+        None,
+        "--every",
+        metavar="INTERVAL",
+        help="Keep running in the foreground: an incremental sync every INTERVAL (30s, 5m, 1h, "
+        "1h30m) until SIGTERM or Ctrl-C, backing off after failures.",
+    ),
+    scheduled: bool = typer.Option(
+        False,
+        "--scheduled",
+        help="Like --every, on the interval of the sync_every setting (what the systemd unit "
+        "runs, so the app and the scheduler agree on it).",
+    ),
+    full_every: str | None = typer.Option(
+        None,
+        "--full-every",
+        metavar="INTERVAL",
+        help="On a schedule: a full verification pass when the last full sync is INTERVAL old "
+        "(default: the sync_full_every setting, 24h; off: never).",
+    ),
+    wait: float | None = typer.Option(
+        None,
+        "--wait",
+        min=0,
+        help="Seconds to wait while another sync or erasure writes the extract (default: the "
+        "sync_lock_wait_seconds setting); then exit 75, busy.",
+    ),
 ) -> None:
-    """Sync the encrypted extract from the warehouse; exit 1 (and alert) when it fails."""
+    """Sync the encrypted extract from the warehouse; exit 1 (and alert) when it fails.
+
+    With --every or --scheduled it keeps syncing on an interval until stopped."""
     from data.sync.source_map import mapping_from_settings
     from security.operations import audited_sync
     from security.service import Security
     from settings import SettingsError, load_settings
 
+    on_schedule = scheduled or every is not None
+    if on_schedule and (full or only):
+        typer.echo(
+            "error: --every/--scheduled syncs every table; its full pass comes from "
+            "--full-every (drop --full and --only).",
+            err=True,
+        )
+        raise typer.Exit(2)
+    if full_every is not None and not on_schedule:
+        typer.echo("error: --full-every needs --every or --scheduled.", err=True)
+        raise typer.Exit(2)
     try:
         settings = load_settings()
+        if wait is not None:
+            settings = settings.replace(sync_lock_wait_seconds=wait)
+        schedule = None
+        if on_schedule:
+            from security.sync_schedule import Schedule
+
+            schedule = Schedule.from_settings(settings, every=every, full_every=full_every)
         if settings.demo_mode:
             typer.echo(
                 "error: no warehouse is configured ([connections.warehouse] in "
@@ -138,6 +192,9 @@ def sync(
     except SettingsError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    if schedule is not None:
+        _sync_on_schedule(security, settings, schedule, quiet=quiet)
+        return
 
     def show(event) -> None:
         if not quiet and event.phase != "read":
@@ -148,9 +205,65 @@ def sync(
     result = audited_sync(
         security, settings, actor=_cli_actor(), full=full, only=only or None, progress=show
     )
+    if result.busy:
+        typer.echo(f"busy: {result.error}", err=True)
+        raise typer.Exit(EXIT_BUSY)
     typer.echo("\n".join(result.summary_lines()))
     if not result.ok:
         raise typer.Exit(1)
+
+
+def _sync_on_schedule(security, settings, schedule, *, quiet: bool) -> None:
+    """The foreground loop of ``sync --every``: stops between runs on the first SIGTERM or
+    SIGINT; a second one abandons the run in flight (the extract is swapped in atomically, so
+    the live one stays as it was)."""
+    import datetime as dt
+    import os
+    import signal
+    import threading
+
+    from security.sync_schedule import SyncScheduler, describe_seconds
+
+    stop = threading.Event()
+    pid = os.getpid()
+
+    def say(line: str) -> None:
+        if quiet and line.startswith(("sync ok", "skipped")):
+            return
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        typer.echo(f"{now} [{pid}] {line}")
+
+    def on_signal(signum: int, _frame) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        say(f"{signal.Signals(signum).name}: stopping after the run in flight (again: abandon it)")
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    full = (
+        f", a full pass when the last is {describe_seconds(schedule.full_every)} old"
+        if schedule.full_every
+        else ", no full pass"
+    )
+    say(
+        f"syncing every {describe_seconds(schedule.every)}{full}, backing off up to "
+        f"{describe_seconds(schedule.backoff_max)} after failures"
+    )
+    scheduler = SyncScheduler(
+        security,
+        settings,
+        schedule,
+        actor="scheduler:" + _cli_actor(),
+        sleep=stop.wait,
+        say=say,
+    )
+    try:
+        runs = scheduler.run_forever(stop.is_set)
+    except KeyboardInterrupt:
+        say("abandoned the sync in flight; the live extract is as it was")
+        raise typer.Exit(130) from None
+    say(f"stopped after {runs} run(s), {scheduler.skipped} skipped while busy")
 
 
 @app.command()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import secrets as _secrets
 import tomllib
 from collections import Counter
@@ -134,6 +135,32 @@ SETTINGS: tuple[Setting, ...] = (
         "columns (see Connecting your warehouse). Empty: [warehouse_mapping] of "
         ".streamlit/secrets.toml if present, else every table under the model's names.",
     ),
+    # --- scheduled sync (cli.py sync --every / --scheduled) -----------------------------------
+    Setting(
+        "sync_every",
+        "5m",
+        "Interval between the incremental syncs of cli.py sync --scheduled (30s, 5m, 1h, 1d, "
+        "or combined like 1h30m); --every overrides it for one scheduler.",
+    ),
+    Setting(
+        "sync_full_every",
+        "24h",
+        "How long after the last full sync a scheduled run re-reads every table whole instead "
+        "(the full verification pass); off: never.",
+    ),
+    Setting(
+        "sync_backoff_max",
+        "1h",
+        "Longest pause between a scheduler's attempts while the sync keeps failing (the pause "
+        "doubles from the interval, with jitter, up to this).",
+    ),
+    Setting(
+        "sync_lock_wait_seconds",
+        60.0,
+        "How long a sync started by hand (cli.py sync, Run sync) waits while another sync or "
+        "erasure writes the extract, before it says the extract is busy. A scheduled run never "
+        "waits: it skips its turn.",
+    ),
     # --- sign-in and sessions ----------------------------------------------------------------
     Setting(
         "cookie_key",
@@ -252,6 +279,26 @@ def _coerce(setting: Setting, raw: Any) -> Any:
     return text
 
 
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a duration like ``30s``, ``5m``, ``1h``, ``1d`` or ``1h30m``; ValueError, saying
+    what is accepted, for anything else (a bare number, an unknown unit, zero)."""
+    spelled = str(text).strip().lower().replace(" ", "")
+    parts = _DURATION.findall(spelled)
+    if not spelled or "".join(n + u for n, u in parts) != spelled:
+        raise ValueError(
+            f"{text!r} is not a duration: write a number and a unit, s, m, h or d, such as 30s, "
+            "5m, 1h or 1h30m"
+        )
+    seconds = sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
+    if seconds <= 0:
+        raise ValueError(f"{text!r} is no time at all: give a duration of at least 1s")
+    return seconds
+
+
 def read_secrets(path: Path | None = None) -> dict[str, Any]:
     """The parsed secrets.toml (empty when the file does not exist)."""
     path = path or DEFAULT_SECRETS_PATH
@@ -291,6 +338,18 @@ class Settings:
         return Settings(values, self.secrets)
 
     # --- derived values ----------------------------------------------------------------------
+    def duration(self, name: str, *, allow_off: bool = False) -> float | None:
+        """A duration setting in seconds (``5m`` -> 300.0); None for ``off`` when ``allow_off``.
+        SettingsError naming the variable when it is not a duration."""
+        setting = _BY_NAME[name]
+        value = str(self._values[name]).strip()
+        if allow_off and value.lower() in {"off", "never", "0", "none"}:
+            return None
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            raise SettingsError(f"{setting.env_var}: {exc}. {setting.help}") from None
+
     def path(self, name: str) -> Path:
         """A path setting resolved: ``~`` expanded, relative paths taken from the project root."""
         value = Path(str(self._values[name])).expanduser()

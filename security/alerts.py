@@ -24,6 +24,9 @@ NEW_CLIENT = "new_client"
 LARGE_EXPORT = "large_export"
 MANY_EXPORTS = "many_exports"
 SYNC_FAILED = "sync_failed"
+# A scheduled sync succeeded again after failing (security/sync_schedule.py): the incident that
+# raised a sync_failed alert is over.
+SYNC_RECOVERED = "sync_recovered"
 # A sync that succeeded but found something in the source to fix: rows dated in the future,
 # implausible values, partitions that had drifted (deleted or late rows).
 SYNC_DATA_QUALITY = "sync_data_quality"

@@ -28,10 +28,19 @@ def audited_sync(
     full: bool = False,
     only: Sequence[str] | None = None,
     progress: ProgressCallback | None = None,
+    alert: bool = True,
+    audit_busy: bool = True,
 ) -> SyncResult:
     """Run a sync, audit it, and alert admins when it failed; the result (never raises for a
-    failed sync)."""
+    failed sync).
+
+    A sync refused because another one holds the writer lock changed nothing: it is audited
+    (unless ``audit_busy`` is False, for the scheduler, which simply skips its turn) and never
+    alerted. ``alert=False`` leaves the failure alert to the caller (the scheduler alerts once
+    per incident, not once per attempt)."""
     result = run_sync(settings, full=full, only=list(only) if only else None, progress=progress)
+    if result.busy and not audit_busy:
+        return result
     security.audit.record(
         actor=actor,
         action="sync",
@@ -40,7 +49,7 @@ def audited_sync(
         outcome=OK if result.ok else FAILURE,
         details=result.audit_record(),
     )
-    if not result.ok:
+    if not result.ok and alert and not result.busy:
         security.alerts.raise_alert(
             SYNC_FAILED,
             f"Sync failed ({result.error_kind}): {result.error}",

@@ -13,7 +13,7 @@ import contextlib
 import fcntl
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
@@ -22,8 +22,15 @@ class ExtractBusyError(RuntimeError):
 
 
 @contextlib.contextmanager
-def writer_lock(extract_path: Path, *, wait_seconds: float = 0.0) -> Iterator[None]:
-    """Hold the extract's writer lock for the block; wait up to ``wait_seconds`` for it."""
+def writer_lock(
+    extract_path: Path,
+    *,
+    wait_seconds: float = 0.0,
+    on_wait: Callable[[], None] | None = None,
+) -> Iterator[None]:
+    """Hold the extract's writer lock for the block; wait up to ``wait_seconds`` for it.
+
+    ``on_wait`` is called once, when the lock is found taken and the caller is to wait."""
     extract_path = Path(extract_path)
     extract_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     lock_path = extract_path.with_name(extract_path.name + ".lock")
@@ -35,6 +42,9 @@ def writer_lock(extract_path: Path, *, wait_seconds: float = 0.0) -> Iterator[No
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
+                if on_wait is not None and time.monotonic() < deadline:
+                    on_wait()
+                    on_wait = None
                 if time.monotonic() >= deadline:
                     raise ExtractBusyError(
                         f"Another sync or erasure is writing {extract_path.name}; try again when "

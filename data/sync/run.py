@@ -41,7 +41,7 @@ import numpy as np
 import pyarrow as pa
 
 from data.extract.derived import WHOLE, Change, build_derived, refresh_derived
-from data.extract.plausibility import count_implausible, plausible_sql
+from data.extract.plausibility import count_implausible
 from data.extract.store import ExtractError, ExtractStore, store_from_settings, write_meta
 from data.extract.writer_lock import ExtractBusyError, writer_lock
 from data.sync import extract_specs
@@ -52,6 +52,7 @@ from data.sync.erasure import (
     suppression_list,
 )
 from data.sync.extract_specs import ExtractSpec
+from data.sync.freshness import latest_view, record_attempt
 from data.sync.source_map import WarehouseMapping, mapping_from_settings
 from data.sync.warehouse import (
     RetryPolicy,
@@ -153,10 +154,19 @@ class SyncResult:
     derived_seconds: dict[str, float] = field(default_factory=dict)
     # The warehouse's clock when the first table was read: the extract's "as of".
     source_clock: datetime | None = None
+    # Wall-clock UTC just after the writer lock was taken and just after it was let go: every
+    # write to the extract happened between them (None: the lock was never taken).
+    locked_at: datetime | None = None
+    released_at: datetime | None = None
 
     @property
     def ok(self) -> bool:
         return self.outcome == "ok"
+
+    @property
+    def busy(self) -> bool:
+        """Nothing ran: another sync or erasure held the writer lock the whole wait."""
+        return self.error_kind == ExtractBusyError.__name__
 
     @property
     def seconds(self) -> float:
@@ -221,6 +231,14 @@ class SyncResult:
             **(
                 {"source_clock": self.source_clock.isoformat(timespec="seconds")}
                 if self.source_clock
+                else {}
+            ),
+            **(
+                {
+                    "locked_at": self.locked_at.isoformat(timespec="microseconds"),
+                    "released_at": self.released_at.isoformat(timespec="microseconds"),
+                }
+                if self.locked_at and self.released_at
                 else {}
             ),
         }
@@ -414,6 +432,7 @@ def run_sync(
             options = options or SyncOptions(
                 overlap=timedelta(hours=float(settings.sync_overlap_hours)),
                 retry=warehouse.retry,
+                lock_wait_seconds=float(settings.sync_lock_wait_seconds),
                 drift_check_every=timedelta(minutes=float(settings.sync_drift_check_minutes)),
             )
             configured = [t.strip() for t in str(settings.sync_tables).split(",") if t.strip()]
@@ -426,30 +445,70 @@ def run_sync(
         names = [only] if isinstance(only, str) else list(only or configured or [])
         specs = extract_specs.resolve(names or None, mapping)
         result.tables = [TableResult(table=s.name) for s in specs]
-        with writer_lock(store.path, wait_seconds=options.lock_wait_seconds):
-            _sync(warehouse, store, specs, result, full, bool(only), say, options, started)
-        result.outcome = "ok"
-        result.generation = store.generation()
+
+        def waiting() -> None:
+            say(
+                SyncProgress(
+                    "wait",
+                    message="another sync or erasure is writing the extract; waiting up to "
+                    f"{options.lock_wait_seconds:.0f} s for it to finish",
+                )
+            )
+
+        with writer_lock(store.path, wait_seconds=options.lock_wait_seconds, on_wait=waiting):
+            result.locked_at = _utcnow()
+            try:
+                _sync(warehouse, store, specs, result, full, bool(only), say, options, started)
+                result.outcome = "ok"
+                result.generation = store.generation()
+            except Exception as exc:
+                _failed(result, exc, say)
+            # Still under the lock, so that attempts are recorded in the order they ran.
+            _record(store, result, started, perf_start)
+        result.released_at = _utcnow()
     except Exception as exc:
-        result.outcome = "failed"
-        result.error_kind = type(exc).__name__
-        result.error = str(exc)
-        if not isinstance(
-            exc,
-            (SyncError, WarehouseError, ExtractError, ExtractBusyError, KeyError, SettingsError),
-        ):
-            log.exception("sync failed unexpectedly")
-        for t in result.tables:
-            if t.outcome == "pending":
-                t.outcome = "skipped"
-            elif t.outcome == "ok":
-                # Its rows were never swapped in.
-                t.outcome = "skipped"
-        say(SyncProgress("failed", message=result.error))
+        _failed(result, exc, say)
+        if store is not None and not result.busy:
+            # It failed before taking the lock (its configuration): recorded all the same, so
+            # the freshness stamp says why; a busy refusal changed nothing and records nothing.
+            _record(store, result, started, perf_start)
     result.finished_at = started + timedelta(seconds=time.perf_counter() - perf_start)
     if result.ok:
         say(SyncProgress("done", message=f"sync finished in {result.seconds:.1f}s", fraction=1.0))
     return result
+
+
+def _failed(result: SyncResult, exc: Exception, say: ProgressCallback) -> None:
+    result.outcome = "failed"
+    result.error_kind = type(exc).__name__
+    result.error = str(exc)
+    if not isinstance(
+        exc,
+        (SyncError, WarehouseError, ExtractError, ExtractBusyError, KeyError, SettingsError),
+    ):
+        log.exception("sync failed unexpectedly")
+    for t in result.tables:
+        if t.outcome in ("pending", "ok"):
+            # Pending, or read but never swapped in.
+            t.outcome = "skipped"
+    say(SyncProgress("failed", message=result.error))
+
+
+def _record(store: ExtractStore, result: SyncResult, started: datetime, perf_start: float) -> None:
+    """The attempt into the sync-state file (data/sync/freshness.py); a failure to write it is
+    logged, never the sync's failure."""
+    try:
+        record_attempt(
+            store.path,
+            started_at=started,
+            finished_at=started + timedelta(seconds=time.perf_counter() - perf_start),
+            ok=result.ok,
+            full=result.full,
+            error_kind=result.error_kind,
+            error=result.error,
+        )
+    except OSError:
+        log.exception("could not record the sync attempt beside %s", store.path)
 
 
 def _sync(
@@ -585,36 +644,23 @@ def _sync(
             if check_drift and not partial:
                 # Every partition of every table was compared with the source (or read whole).
                 meta["drift_checked_at"] = started.isoformat(timespec="seconds")
+            if meta["last_sync_full"] == "true" and not partial:
+                # Carried over by the incremental syncs' copies: when the scheduler's next full
+                # verification pass is due.
+                meta["last_full_sync_at"] = started.isoformat(timespec="seconds")
             for tr in result.tables:
                 meta[f"synced_at.{tr.table}"] = started.isoformat(timespec="seconds")
                 meta[f"rows.{tr.table}"] = tr.rows_in_extract
                 meta[f"mode.{tr.table}"] = tr.mode
                 if tr.watermark_after:
                     meta[_WATERMARK + tr.table] = tr.watermark_after
-            meta.update(_data_bounds(con, result.source_clock))
+            meta.update(latest_view(con, result.source_clock))
             write_meta(con, meta)
             lap("meta")
             say(SyncProgress("swap", message="writing and swapping in the encrypted extract"))
         lap("swap")
     finally:
         source.close()
-
-
-def _data_bounds(con: duckdb.DuckDBPyConnection, as_of: datetime | None) -> dict[str, str]:
-    """data_start / data_end (the days with plausible views, none after the warehouse's clock),
-    as the demo extract records them."""
-    keep, params = plausible_sql("fact_view", as_of)
-    try:
-        low, high = con.execute(
-            "SELECT CAST(min(started_at) AS DATE), CAST(max(started_at) AS DATE) "
-            f"FROM fact_view AS src WHERE {keep}",
-            params,
-        ).fetchone()
-    except duckdb.Error:
-        return {}
-    if low is None:
-        return {}
-    return {"data_start": low.isoformat(), "data_end": high.isoformat()}
 
 
 def _with_table_retries(

@@ -490,10 +490,12 @@ class RetryPolicy:
     base_delay: float = 1.0
     max_delay: float = 30.0
 
-    def delay(self, attempt: int) -> float:
-        """Exponential backoff with jitter, so that many clients do not retry in step."""
+    def delay(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
+        """Exponential backoff with jitter, so that many clients do not retry in step: between
+        half and all of ``base_delay * 2 ** (attempt - 1)``, capped at ``max_delay``. ``rand``
+        (0 <= r < 1) is for tests."""
         ceiling = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
-        return ceiling * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not a secret
+        return ceiling * (0.5 + rand() / 2)
 
 
 T = TypeVar("T")
