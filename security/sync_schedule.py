@@ -135,7 +135,9 @@ class SyncScheduler:
         before = last_attempt(self.extract_path)
         failing = before is not None and before.outcome == "failed"
         self.failures = before.failures_in_a_row if failing and before else 0
-        self.failing_since: datetime | None = before.failing_since if failing and before else None
+        self.failing_since: datetime | None = (
+            as_utc(before.failing_since) if failing and before and before.failing_since else None
+        )
         self.alerted = self.failures > 0
         self.last_full_at = self._last_full_from_extract(settings)
 
