@@ -5,8 +5,8 @@ started at once never write the extract at the same time."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-import os
 import signal
 import subprocess
 import sys
@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from data.extract.store import ExtractStore
@@ -27,6 +28,7 @@ from security.service import Security
 from security.sync_schedule import RECOVERED_ACTION
 from settings import load_settings
 from tests.integration.conftest import EXTRACT_KEY, PgWarehouse
+from tests.integration.test_sync_trust import _cli_env
 
 pytestmark = pytest.mark.integration
 
@@ -34,18 +36,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _env(tmp_path: Path, wh: PgWarehouse, **values: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "SPOTLIGHT_DATA_DIR": str(tmp_path / "data"),
-        "SPOTLIGHT_KEY_DIR": str(tmp_path / "keys"),
-        "SPOTLIGHT_EXTRACT_KEY": EXTRACT_KEY,
-        "SPOTLIGHT_APP_KEY": "integration-app-key-0123456789abcdefgh",
-        "SPOTLIGHT_AUDIT_KEY": "integration-audit-key-0123456789abcdefgh",
-        "SPOTLIGHT_WAREHOUSE_URL": f"{wh.dsn}?sslmode=disable&schema={wh.schema}",
-        "SPOTLIGHT_SYNC_RETRIES": "1",
-        **values,
-    }
+    url = f"{wh.dsn}?sslmode=disable&schema={wh.schema}"
+    return _cli_env(tmp_path, SPOTLIGHT_WAREHOUSE_URL=url, **values)
 
 
 class Scheduler:
@@ -310,3 +302,58 @@ def test_a_sync_by_hand_waits_for_a_running_one_or_says_it_is_busy(loaded, tmp_p
     assert sorted(outcomes) == ["ExtractBusyError", "ok"]
     assert not security.alerts.list()
     assert not freshness(store).last_failed, "a busy refusal is not recorded as a failure"
+
+
+@contextlib.contextmanager
+def _fact_view_locked(wh: PgWarehouse) -> Iterator[Callable[[], None]]:
+    """Hold fact_view locked at the source, so that a sync reading it waits: a run reliably in
+    flight. Yields the function that lets it go."""
+    con = psycopg.connect(wh.dsn)
+    con.execute(f"LOCK TABLE {wh.schema}.fact_view IN ACCESS EXCLUSIVE MODE")
+    try:
+        yield con.rollback
+    finally:
+        con.rollback()
+        con.close()
+
+
+def _a_sync_waits_on_fact_view(wh: PgWarehouse) -> bool:
+    [(waiting,)] = wh.sql(
+        "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = %s::regclass",
+        (f"{wh.schema}.fact_view",),
+    )
+    return waiting > 0
+
+
+def test_a_stop_finishes_the_run_in_flight_and_a_second_abandons_it(loaded, tmp_path, schedulers):
+    env = _env(tmp_path, loaded)
+    store = ExtractStore(tmp_path / "data" / "extract.duckdb", EXTRACT_KEY)
+
+    with _fact_view_locked(loaded) as release:
+        first = Scheduler(env, tmp_path / "first.log", "--every", "1s")
+        schedulers.append(first)
+        _wait_for("a run in flight", lambda: _a_sync_waits_on_fact_view(loaded), 60, [first])
+        first.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        assert first.proc.poll() is None, "the run in flight is not cut short"
+        release()
+        assert first.proc.wait(60) == 0
+    assert "stopped after 1 run(s)" in first.lines()[-1]
+    assert _synced_ok(store), "the run it was in finished and was swapped in"
+    generation = store.generation()
+
+    with _fact_view_locked(loaded) as release:
+        second = Scheduler(env, tmp_path / "second.log", "--every", "1s")
+        schedulers.append(second)
+        _wait_for("a run in flight", lambda: _a_sync_waits_on_fact_view(loaded), 60, [second])
+        # Two signals: the first asks it to stop after the run, the second abandons the run
+        # (taken as soon as the sync has control back from the driver).
+        second.proc.send_signal(signal.SIGTERM)
+        second.proc.send_signal(signal.SIGINT)
+        release()
+        assert second.proc.wait(60) == 130
+    assert "abandoned the sync in flight" in second.lines()[-1]
+    assert store.generation() == generation, "the live extract is the one from before"
+    assert not list(store.path.parent.glob(".extract.duckdb.building-*")), "no partial file left"
+    with writer_lock(store.path):  # and the lock went with it
+        pass
