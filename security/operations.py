@@ -17,6 +17,7 @@ from security.service import Security
 from settings import Settings
 
 ERASE_ACTION = "viewer.erase"
+SYNC_BUSY_ACTION = "sync.busy"
 
 
 def audited_sync(
@@ -34,16 +35,18 @@ def audited_sync(
     """Run a sync, audit it, and alert admins when it failed; the result (never raises for a
     failed sync).
 
-    A sync refused because another one holds the writer lock changed nothing: it is audited
-    (unless ``audit_busy`` is False, for the scheduler, which simply skips its turn) and never
-    alerted. ``alert=False`` leaves the failure alert to the caller (the scheduler alerts once
+    A sync refused because another one holds the writer lock changed nothing: it is audited as
+    ``sync.busy`` (unless ``audit_busy`` is False, for the scheduler, which simply skips its
+    turn) and never alerted. ``alert=False`` leaves the failure alert to the caller (the scheduler alerts once
     per incident, not once per attempt)."""
     result = run_sync(settings, full=full, only=list(only) if only else None, progress=progress)
     if result.busy and not audit_busy:
         return result
     security.audit.record(
         actor=actor,
-        action="sync",
+        # A refusal is not an attempt: "sync" records are what ran (the freshness line and the
+        # Data sync tab read the newest one).
+        action=SYNC_BUSY_ACTION if result.busy else "sync",
         target="extract",
         client=client,
         outcome=OK if result.ok else FAILURE,
