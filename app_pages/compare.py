@@ -10,7 +10,7 @@ from components.dashboard import dashboard_page
 from components.navigation import in_menu
 from components.table_export import table_export_buttons
 from components.text import md_escape
-from data.queries.comparison import MAX_TITLES
+from data.queries.comparison import DEFINITIONS, MAX_TITLES
 
 PICKER_TITLES = 1000
 
@@ -21,9 +21,9 @@ catalog = queries.run(ctx, principal, "title_catalog")
 if catalog.empty:
     st.info("No titles to compare.", icon="📭")
     st.stop()
-names = dict(zip(catalog["title_id"].astype(int), catalog["name"].astype(str), strict=True))
-counts = pd.Series(list(names.values())).value_counts()
-labels = {t: (f"{n} (#{t})" if counts[n] > 1 else n) for t, n in names.items()}
+# One label per title for everything on the page (pickers, tables, charts, links, exports): the
+# catalog's, so a title reads the same here as on every page that lists titles.
+labels = dict(zip(catalog["title_id"].astype(int), catalog["label"].astype(str), strict=True))
 # The pickers list the titles most viewed in the period (plus any already picked): a list of
 # every title ever released would be sent to the browser on every run and is slow to search.
 popular = queries.run(ctx, principal, "titles_in_period", filters, limit=PICKER_TITLES)
@@ -77,7 +77,13 @@ else:
             "times (hour of the viewer's local day), each from 0 to 100%, over the period."
         )
         st.dataframe(
-            similar.rename(
+            similar.assign(
+                name=[
+                    labels.get(int(t), n)
+                    for t, n in zip(similar["title_id"], similar["name"], strict=True)
+                ]
+            )
+            .rename(
                 columns={
                     "name": "Title",
                     "score": "Similarity",
@@ -87,8 +93,10 @@ else:
                     "pattern": "Viewing times",
                     "why": "Most alike in",
                 }
-            ).drop(columns=["title_id"]),
+            )
+            .drop(columns=["title_id"]),
             hide_index=True,
+            placeholder="—",
             column_config={
                 c: st.column_config.ProgressColumn(
                     c, min_value=0.0, max_value=1.0, format="percent"
@@ -130,41 +138,64 @@ if in_menu(principal, "forecast"):
         )
 
 st.subheader("Side by side")
-# The numbers first, so a phone shows them without scrolling sideways.
+# The numbers first, so a phone shows them without scrolling sideways. Each header's tooltip is
+# its definition (the metric catalog's where it has one).
 table_columns = {
     "title": st.column_config.TextColumn("Title"),
-    "views": st.column_config.NumberColumn("Views", format="%.0f"),
-    "completion_rate": st.column_config.NumberColumn("Completion", format="percent"),
-    "demand_multiplier": st.column_config.NumberColumn("Demand multiplier", format="%.2fx"),
-    "staying_power": st.column_config.NumberColumn("Staying power", format="percent"),
-    "starts": st.column_config.NumberColumn("Starts", format="%d"),
+    "views": st.column_config.NumberColumn("Views", format="%.0f", help=DEFINITIONS["views"]),
+    "completion_rate": st.column_config.NumberColumn(
+        "Completion", format="percent", help=DEFINITIONS["completion_rate"]
+    ),
+    "demand_multiplier": st.column_config.NumberColumn(
+        "Demand multiplier", format="%.2fx", help=DEFINITIONS["demand_multiplier"]
+    ),
+    "staying_power": st.column_config.NumberColumn(
+        "Staying power", format="percent", help=DEFINITIONS["staying_power"]
+    ),
+    "starts": st.column_config.NumberColumn("Starts", format="%d", help=DEFINITIONS["starts"]),
 }
 if sees_money:
     currency = queries.reporting_currency(ctx)
+    # Both per view, in one currency: a total beside a per-view figure reads as nonsense.
     table_columns |= {
-        "net_revenue": st.column_config.NumberColumn(f"Net revenue ({currency})", format="%.2f"),
-        # Catalog money has no currency column: it is in the base currency (data/schema.py).
+        "net_revenue_per_view": st.column_config.NumberColumn(
+            f"Net revenue per view ({currency})",
+            format="%.4f",
+            help=DEFINITIONS["net_revenue_per_view"],
+        ),
         "licensing_cost_per_view": st.column_config.NumberColumn(
-            "Licensing cost per view (USD)", format="%.4f"
+            f"Licensing cost per view ({currency})",
+            format="%.4f",
+            help=DEFINITIONS["licensing_cost_per_view"],
         ),
     }
 table_columns |= {
     "genre": st.column_config.TextColumn("Genre"),
     "release_date": st.column_config.DateColumn("Released"),
     "runtime_min": st.column_config.NumberColumn("Runtime (min)"),
+    "note": st.column_config.TextColumn(
+        "Notes", help="Why a value of the row is blank (shown as —)."
+    ),
 }
 side_by_side = summary[list(table_columns)]
-st.dataframe(side_by_side, hide_index=True, column_config=table_columns)
-# The same columns as on screen: money columns only for roles that see money.
+st.dataframe(side_by_side, hide_index=True, column_config=table_columns, placeholder="—")
+# The same columns as on screen: money columns only for roles that see money; the Notes column
+# carries the reasons for blank cells into the file.
 table_export_buttons(
     side_by_side, table_columns, name="Compare titles side by side", key="compare-side-by-side"
 )
 st.caption(
-    "Views are runtime-normalised (hours viewed ÷ runtime) in the period. Demand multiplier: "
-    "views ÷ mean views of all titles available in the period. Staying power: share of views "
-    "since release that came on day 28 or later."
-    + (" Licensing cost per view uses views since release." if sees_money else "")
+    "— : not enough data for that figure; the Notes column says why. Views are "
+    "runtime-normalised (hours viewed ÷ runtime) in the period."
 )
+with st.expander("What these numbers mean"):
+    st.markdown(
+        "\n".join(
+            f"- **{md_escape(str(table_columns[c]['label']))}**: {md_escape(text)}"
+            for c, text in DEFINITIONS.items()
+            if c in table_columns
+        )
+    )
 for note in result["notes"]:
     st.caption(f"ℹ️ {note}")
 
@@ -191,23 +222,33 @@ with right:
     )
 
 st.subheader("Since release")
-curve = result["curve"].assign(title=result["curve"]["title_id"].map(labels))
-wide = curve.pivot_table(
-    index="day", columns="title", values="cumulative_views", aggfunc="mean", dropna=False
-).reset_index()
-series = [(t, t) for t in summary["title"] if t in wide.columns]
-charts.line_chart(
-    wide,
-    x="day",
-    series=series,
-    title="Cumulative views since release",
-    x_title="Days since release (0 = release day)",
-    y_title="Cumulative views",
-    key="compare-curve",
-)
-st.caption(
-    "A line stops where the period ends; it starts late for titles released before the data begins."
-)
+# A title with nothing to draw gets no legend entry and no empty column in the export: it is
+# named here, with the reason, instead.
+missing = summary[summary["curve_note"] != ""]
+for title, why in zip(missing["title"], missing["curve_note"], strict=True):
+    st.caption(f"📭 {md_escape(str(title))}: no data in the window ({md_escape(why)}).")
+drawn = [t for t in summary.loc[summary["curve_note"] == "", "title"]]
+if drawn:
+    curve = result["curve"].assign(title=result["curve"]["title_id"].map(labels))
+    curve = curve[curve["title"].isin(drawn)]
+    wide = curve.pivot_table(
+        index="day", columns="title", values="cumulative_views", aggfunc="mean", dropna=False
+    ).reset_index()
+    charts.line_chart(
+        wide,
+        x="day",
+        series=[(t, t) for t in drawn if t in wide.columns],
+        title="Cumulative views since release",
+        x_title="Days since release (0 = release day)",
+        y_title="Cumulative views",
+        key="compare-curve",
+    )
+    st.caption(
+        "A line stops where the period ends; it starts late for titles released before the "
+        "data begins."
+    )
+else:
+    st.info("None of these titles has views to draw since its release.", icon="📭")
 
 st.subheader("Audience mix")
 mix = result["mix"].assign(
@@ -240,5 +281,11 @@ else:
         value_title="% of starts",
         key=f"compare-mix-{dimension}",
         x_order=list(top_values),
-        y_order=list(summary["title"]),
+        y_order=[t for t in summary["title"] if t in set(part["title"])],
     )
+    unwatched = [t for t in summary["title"] if t not in set(part["title"])]
+    if unwatched:
+        st.caption(
+            "Not shown (no starts in the period): "
+            + ", ".join(md_escape(str(t)) for t in unwatched)
+        )

@@ -69,7 +69,7 @@ def table_alternative(
     """The chart's numbers as a table, and as audited downloads for roles that may export; the
     downloads have readable headers (``labels``: column id -> the title the chart gives it)."""
     with st.expander(f"Data table: {name}"):
-        st.dataframe(frame, hide_index=True)
+        st.dataframe(frame, hide_index=True, placeholder="—")
         principal = auth.principal_for_run()
         if principal is not None:
             export_buttons(

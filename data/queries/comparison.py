@@ -14,21 +14,32 @@ Definitions (METRICS.md where it has one):
   extract's first day (its early views are not in the data, so the share would be inflated);
 - revenue: net revenue attributed to the title (pay-per-view and ad revenue; subscription revenue
   has no title) in the period, in the reporting currency at the rate of each amount's day
-  (amounts without a rate are left out, and a note says how many); licensing cost per view: the
-  title's licensing cost (catalog money: in the base currency, USD) / its views since release
-  up to the end of the period. Money is computed only when asked for.
+  (amounts without a rate are left out, and a note says how many);
+- net revenue per view: that net revenue / the title's views in the period;
+- licensing cost per view: the title's licensing cost (catalog money, stored in USD, converted at
+  the rate of the period's last day like any point-in-time amount) / its views since release up
+  to the end of the period. NaN for a title released before the extract's first day: its views
+  before then are not in the data, so the cost would be spread over too few views.
+
+The two money figures are both per view so they can be read against each other (a total cost
+beside a period's revenue, or a per-view cost beside a total, reads as nonsense). Money is
+computed only when asked for. Every value left blank has its reason in the summary's ``note``
+(and ``staying_power_note``, ``curve_note``), so a page never shows a silent gap.
 """
 
 from __future__ import annotations
 
 import math
+from datetime import date
 from typing import Any
 
 import duckdb
 import pandas as pd
 
 from data.extract.derived import extract_as_of
+from data.queries import metrics
 from data.queries import money as money_rules
+from data.queries.dimensions import title_labels
 from data.queries.filters import DIMENSIONS, Filters, Scope
 from data.queries.view_filters import dv_view_where, fact_view_source, utc_bounds
 
@@ -38,6 +49,30 @@ CURVE_DAYS = 91
 MIX_DIMENSIONS: tuple[str, ...] = ("country", "device", "age_band")
 # Revenue rows carry a viewer and a title but no device.
 REVENUE_DIMS = frozenset(DIMENSIONS) - {"device"}
+
+# What each figure of the comparison means, for tooltips and the page's definitions: the metric
+# catalog's own words where the catalog has the metric, this module's definitions otherwise.
+DEFINITIONS: dict[str, str] = {
+    "views": metrics.METRICS["views"].definition,
+    "starts": metrics.METRICS["starts"].definition,
+    "completion_rate": metrics.METRICS["completion_rate"].definition,
+    "demand_multiplier": metrics.METRICS["demand_multiplier"].definition,
+    "staying_power": (
+        f"Share of a title's views since release (up to the end of the period) that came on day "
+        f"{STAYING_DAY} or later. Needs {STAYING_DAY} days since release and the title's whole "
+        "history in the data."
+    ),
+    "net_revenue_per_view": (
+        "Net revenue attributed to the title in the period (pay-per-view and ads; subscription "
+        "revenue has no title), in the reporting currency at each amount's day, / the title's "
+        "views in the period."
+    ),
+    "licensing_cost_per_view": (
+        "The title's licensing cost (stored in USD, converted at the rate of the period's last "
+        "day) / its views since release up to the end of the period. Needs the title's whole "
+        "history in the data."
+    ),
+}
 
 
 def _ids(title_ids: tuple[int, ...] | list[int]) -> list[int]:
@@ -53,15 +88,20 @@ def title_catalog(
 ) -> pd.DataFrame:
     """Titles the scope may see that were released by the end of the data: for pickers.
 
-    Columns: title_id, name, kind, genre, release_date, runtime_min; sorted by name.
+    Columns: title_id, name, label (``title_labels`` over these titles: the name, with "(#id)"
+    when another of them has the same name), kind, genre, release_date, runtime_min; sorted by
+    name.
     """
     scope_sql, params = scope.where("creator_id")
-    return cursor.execute(
+    frame = cursor.execute(
         "SELECT title_id, name, kind, genre, release_date, runtime_min FROM dim_title "
         f"WHERE release_date <= (SELECT max(day) FROM dv_view) AND {scope_sql} "
         "ORDER BY name, title_id",
         params,
     ).df()
+    labels = title_labels(zip(frame["title_id"], frame["name"], strict=True))
+    frame.insert(2, "label", [labels[int(t)] for t in frame["title_id"]])
+    return frame
 
 
 def compare_titles(
@@ -79,8 +119,10 @@ def compare_titles(
 
     - summary: one row per title the scope may see, in the order asked: title_id, name, kind,
       genre, release_date, runtime_min, starts, views, watch_hours, completion_rate,
-      demand_multiplier, views_since_release, staying_power, and with ``money`` also
-      net_revenue (in ``currency``), licensing_cost, licensing_cost_per_view (USD);
+      demand_multiplier, views_since_release, staying_power, with ``money`` also net_revenue,
+      net_revenue_per_view, licensing_cost, licensing_cost_per_view (all in ``currency``), then
+      staying_power_note and curve_note (why the value or the line is missing, else "") and
+      note (every reason a value of the row is blank, joined by "; ", else "");
     - mix: title_id, dimension, value, starts, share (of the title's starts in the period);
     - curve: title_id, day (since release), views, cumulative_views;
     - notes: why a value is missing (e.g. revenue cannot be split by device).
@@ -158,45 +200,17 @@ def compare_titles(
     release = pd.to_datetime(summary["release_date"]).dt.date
     release_by_id = dict(zip(summary["title_id"].astype(int), release, strict=True))
     age = [(filters.end - r).days for r in release]
-    known = [
-        (a >= STAYING_DAY) and (first_day is None or r >= first_day)
-        for a, r in zip(age, release, strict=True)
-    ]
+    # The title's whole history is in the data only when it was released on or after its first day.
+    whole = [first_day is None or r >= first_day for r in release]
+    known = [(a >= STAYING_DAY) and w for a, w in zip(age, whole, strict=True)]
     staying = summary["title_id"].map(late).fillna(0.0) / summary["views_since_release"].where(
         summary["views_since_release"] > 0
     )
     summary["staying_power"] = staying.where(pd.Series(known, index=summary.index))
-    if first_day is not None and not all(known):
-        notes.append(
-            "Staying power needs 28 days since release and the title's whole history in the "
-            "data; it is left blank otherwise."
-        )
-    columns = [
-        "title_id",
-        "name",
-        "kind",
-        "genre",
-        "release_date",
-        "runtime_min",
-        "starts",
-        "views",
-        "watch_hours",
-        "completion_rate",
-        "demand_multiplier",
-        "views_since_release",
-        "staying_power",
+    summary["staying_power_note"] = [
+        _staying_note(r, a, w, v, first_day)
+        for r, a, w, v in zip(release, age, whole, summary["views_since_release"], strict=True)
     ]
-    if money:
-        summary["net_revenue"] = summary["title_id"].map(
-            _revenue(cursor, filters, scope, ids, notes, currency)
-        )
-        summary["licensing_cost"] = summary["licensing_cost"].astype("float64")
-        summary["licensing_cost_per_view"] = summary["licensing_cost"] / summary[
-            "views_since_release"
-        ].where(summary["views_since_release"] > 0)
-        columns += ["net_revenue", "licensing_cost", "licensing_cost_per_view"]
-    order = {t: i for i, t in enumerate(ids)}
-    summary = summary.sort_values("title_id", key=lambda s: s.map(order))[columns]
 
     curve_days = int(curve_days)
     grid = pd.MultiIndex.from_product([ids, range(curve_days)], names=["title_id", "day"])
@@ -212,6 +226,71 @@ def compare_titles(
     )
     curve["views"] = curve["views"].fillna(0.0).where(happened)
     curve["cumulative_views"] = curve.groupby("title_id")["views"].cumsum().where(happened)
+    drawn = set(curve.loc[curve["views"] > 0, "title_id"].astype(int))
+    summary["curve_note"] = [
+        ""
+        if int(t) in drawn
+        else _curve_note(
+            release_by_id[int(t)], first_known[int(t)], last_day[int(t)], curve_days, first_day
+        )
+        for t in summary["title_id"]
+    ]
+
+    columns = [
+        "title_id",
+        "name",
+        "kind",
+        "genre",
+        "release_date",
+        "runtime_min",
+        "starts",
+        "views",
+        "watch_hours",
+        "completion_rate",
+        "demand_multiplier",
+        "views_since_release",
+        "staying_power",
+    ]
+    money_notes = [""] * len(summary)
+    if money:
+        summary["net_revenue"] = summary["title_id"].map(
+            _revenue(cursor, filters, scope, ids, notes, currency)
+        )
+        summary["net_revenue_per_view"] = summary["net_revenue"] / summary["views"].where(
+            summary["views"] > 0
+        )
+        factor = _usd_factor(cursor, filters.end, currency, notes)
+        summary["licensing_cost"] = summary["licensing_cost"].astype("float64") * factor
+        summary["licensing_cost_per_view"] = (
+            summary["licensing_cost"]
+            / summary["views_since_release"].where(summary["views_since_release"] > 0)
+        ).where(pd.Series(whole, index=summary.index))
+        money_notes = [
+            _money_note(v, w, r, first_day)
+            for v, w, r in zip(summary["views_since_release"], whole, release, strict=True)
+        ]
+        columns += [
+            "net_revenue",
+            "net_revenue_per_view",
+            "licensing_cost",
+            "licensing_cost_per_view",
+        ]
+    summary["note"] = [
+        "; ".join(part for part in parts if part)
+        for parts in zip(
+            ["No views in the period" if s == 0 else "" for s in summary["starts"]],
+            [f"Staying power: {n}" if n else "" for n in summary["staying_power_note"]],
+            [
+                f"Since-release curve: no data in the window ({n})" if n else ""
+                for n in summary["curve_note"]
+            ],
+            money_notes,
+            strict=True,
+        )
+    ]
+    columns += ["staying_power_note", "curve_note", "note"]
+    order = {t: i for i, t in enumerate(ids)}
+    summary = summary.sort_values("title_id", key=lambda s: s.map(order))[columns]
 
     mix_frames = []
     for dimension in MIX_DIMENSIONS:
@@ -236,6 +315,64 @@ def compare_titles(
         "curve": curve,
         "notes": notes,
     }
+
+
+def _staying_note(
+    release: date, age: int, whole: bool, views_since_release: float, first_day: date | None
+) -> str:
+    """Why a title's staying power is blank ("" when it is not)."""
+    if age < 0:
+        return "released after the period"
+    if not whole:
+        return f"released {release:%Y-%m-%d}, before the data begins ({first_day:%Y-%m-%d})"
+    if age < STAYING_DAY:
+        return f"{age} days since release; needs {STAYING_DAY}"
+    if views_since_release <= 0:
+        return "no views since release"
+    return ""
+
+
+def _curve_note(
+    release: date, first_known: int, last_day: int, curve_days: int, first_day: date | None
+) -> str:
+    """Why a title has no line in the since-release chart."""
+    if last_day < 0:
+        return "released after the period"
+    if first_known >= curve_days:
+        return (
+            f"released {release:%Y-%m-%d}, before the data begins ({first_day:%Y-%m-%d}): "
+            f"its first {curve_days} days are not in the data"
+        )
+    return f"no views in its first {curve_days} days with these filters"
+
+
+def _money_note(
+    views_since_release: float, whole: bool, release: date, first_day: date | None
+) -> str:
+    if not whole:
+        return (
+            f"Licensing cost per view: released {release:%Y-%m-%d}, before the data begins "
+            f"({first_day:%Y-%m-%d}), so its views since release are not all known"
+        )
+    if views_since_release <= 0:
+        return "Licensing cost per view: no views since release"
+    return ""
+
+
+def _usd_factor(
+    cursor: duckdb.DuckDBPyConnection, day: date, currency: str, notes: list[str]
+) -> float:
+    """What one US dollar (catalog money) is worth in ``currency`` on ``day``; NaN, with a note,
+    when there is no rate."""
+    factor = money_rules.rate_factors(cursor, [day], [money_rules.BASE_CURRENCY], currency)[
+        (day, money_rules.BASE_CURRENCY)
+    ]
+    if math.isnan(factor):
+        notes.append(
+            f"Licensing cost is stored in {money_rules.BASE_CURRENCY} and there is no exchange "
+            f"rate to {currency} on {day:%Y-%m-%d}; it is left blank."
+        )
+    return factor
 
 
 def _revenue(

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import functools
 import re
+from collections import Counter
+from collections.abc import Iterable
 
 import duckdb
 
@@ -65,6 +67,19 @@ def country_label(code: object) -> str:
     text = str(code)
     name = _country_names().get(text)
     return f"{name} ({text})" if name else text
+
+
+def title_labels(titles: Iterable[tuple[object, object]]) -> dict[int, str]:
+    """Title id -> the label every table, chart, picker and export shows for it: the name, with
+    "(#id)" added when another of ``titles`` ((id, name) pairs) has the same name.
+
+    Pass the titles the reader can see (``title_catalog``), not just those on screen, so a title
+    keeps one label whatever else is picked; the id only where the name alone is ambiguous, so
+    the usual unique name stays clean in headers and exports.
+    """
+    names = {int(t): str(n) for t, n in titles}
+    counts = Counter(names.values())
+    return {t: (f"{n} (#{t})" if counts[n] > 1 else n) for t, n in names.items()}
 
 
 # Viewer attributes the segment builder offers beyond the filter dimensions (dim_viewer columns:

@@ -227,9 +227,17 @@ def test_compare_titles(cursor, ref, case, filters, scope):
             assert row["staying_power"] == pytest.approx(late / life["views"].sum())
         else:
             assert math.isnan(row["staying_power"])
-        assert row["licensing_cost_per_view"] == pytest.approx(
-            float(titles.loc[title_id, "licensing_cost"]) / life["views"].sum()
-        )
+        if release >= first_day:
+            assert row["licensing_cost_per_view"] == pytest.approx(
+                float(titles.loc[title_id, "licensing_cost"]) / life["views"].sum()
+            )
+            assert "Licensing cost per view" not in row["note"]
+        else:
+            # Its views before the data begins are unknown: no cost spread over too few views.
+            assert math.isnan(row["licensing_cost_per_view"])
+            assert "before the data begins" in row["note"]
+        if row["views"] > 0 and not math.isnan(row["net_revenue"]):
+            assert row["net_revenue_per_view"] == pytest.approx(row["net_revenue"] / row["views"])
         curve = got["curve"][got["curve"]["title_id"] == title_id].set_index("day")
         for day in (0, 7, 30):
             if day in curve.index and not math.isnan(curve.loc[day, "cumulative_views"]):
