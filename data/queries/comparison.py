@@ -276,15 +276,12 @@ def compare_titles(
             "licensing_cost_per_view",
         ]
     summary["note"] = [
-        "; ".join(part for part in parts if part)
-        for parts in zip(
-            ["No views in the period" if s == 0 else "" for s in summary["starts"]],
-            [f"Staying power: {n}" if n else "" for n in summary["staying_power_note"]],
-            [
-                f"Since-release curve: no data in the window ({n})" if n else ""
-                for n in summary["curve_note"]
-            ],
+        _row_note(starts, [("staying power", a), ("licensing cost per view", b), (CURVE_NOTE, c)])
+        for starts, a, b, c in zip(
+            summary["starts"],
+            summary["staying_power_note"],
             money_notes,
+            summary["curve_note"],
             strict=True,
         )
     ]
@@ -317,6 +314,24 @@ def compare_titles(
     }
 
 
+CURVE_NOTE = "since-release curve (no data in the window)"
+
+
+def _row_note(starts: int, blanks: list[tuple[str, str]]) -> str:
+    """Every reason a row has blanks, each once, with the figures it blanks: "No views in the
+    period; Staying power, since-release curve (no data in the window): released 2017-03-31,
+    before the data begins (2024-12-08)"."""
+    by_reason: dict[str, list[str]] = {}
+    for figure, reason in blanks:
+        if reason:
+            by_reason.setdefault(reason, []).append(figure)
+    parts = ["No views in the period"] if starts == 0 else []
+    for reason, figures in by_reason.items():
+        text = ", ".join(figures)
+        parts.append(f"{text[:1].upper()}{text[1:]}: {reason}")
+    return "; ".join(parts)
+
+
 def _staying_note(
     release: date, age: int, whole: bool, views_since_release: float, first_day: date | None
 ) -> str:
@@ -324,7 +339,7 @@ def _staying_note(
     if age < 0:
         return "released after the period"
     if not whole:
-        return f"released {release:%Y-%m-%d}, before the data begins ({first_day:%Y-%m-%d})"
+        return _before_data(release, first_day)
     if age < STAYING_DAY:
         return f"{age} days since release; needs {STAYING_DAY}"
     if views_since_release <= 0:
@@ -339,23 +354,23 @@ def _curve_note(
     if last_day < 0:
         return "released after the period"
     if first_known >= curve_days:
-        return (
-            f"released {release:%Y-%m-%d}, before the data begins ({first_day:%Y-%m-%d}): "
-            f"its first {curve_days} days are not in the data"
-        )
-    return f"no views in its first {curve_days} days with these filters"
+        # Worded as the other figures' reason, so a row's note says it once.
+        return _before_data(release, first_day)
+    return f"no views in its first {curve_days} days since release"
+
+
+def _before_data(release: date, first_day: date | None) -> str:
+    return f"released {release:%Y-%m-%d}, before the data begins ({first_day:%Y-%m-%d})"
 
 
 def _money_note(
     views_since_release: float, whole: bool, release: date, first_day: date | None
 ) -> str:
+    """Why a title's licensing cost per view is blank ("" when it is not)."""
     if not whole:
-        return (
-            f"Licensing cost per view: released {release:%Y-%m-%d}, before the data begins "
-            f"({first_day:%Y-%m-%d}), so its views since release are not all known"
-        )
+        return _before_data(release, first_day)
     if views_since_release <= 0:
-        return "Licensing cost per view: no views since release"
+        return "no views since release"
     return ""
 
 

@@ -344,7 +344,7 @@ def test_compare_page_pick_and_similar(role, money):
     _no_exception(at)
     table = at.dataframe[0].value
     assert 2 <= len(table) <= 6
-    assert ("net_revenue" in table.columns) is money
+    assert ("net_revenue_per_view" in table.columns) is money
     assert ("licensing_cost_per_view" in table.columns) is money
     at.segmented_control(key="compare-mode").set_value("similar").run()
     _no_exception(at)
