@@ -7,16 +7,16 @@ import streamlit as st
 
 from components import charts, queries
 from components.dashboard import dashboard_page
+from data.queries import dimensions
 from data.queries.engagement import HOURS, RELEASE_WEEKS, WEEKDAYS, interaction_note
 
 ctx, principal, filters = dashboard_page("engagement", "🔥 Engagement")
 
 
 def unique_labels(frame: pd.DataFrame) -> dict[int, str]:
-    """Title id -> its name, with the id added where two titles share a name."""
-    names = dict(zip(frame["title_id"].astype(int), frame["name"].astype(str), strict=True))
-    counts = pd.Series(list(names.values())).value_counts()
-    return {t: (f"{n} (#{t})" if counts[n] > 1 else n) for t, n in names.items()}
+    """Title id -> its name, with the id added where two titles share a name (the labelling
+    every page shares)."""
+    return dimensions.title_labels(zip(frame["title_id"], frame["name"], strict=True))
 
 
 with st.spinner("Reading the period's sessions…"):

@@ -926,7 +926,9 @@ def forecast_section(ctx: AppContext, principal: Principal, filters: Filters) ->
         if catalog.empty:
             st.info("There is no title in the catalog you can see.", icon="🎬")
             return
-        names = dict(zip(catalog["title_id"].astype(int), catalog["name"].astype(str), strict=True))
+        names = dict(
+            zip(catalog["title_id"].astype(int), catalog["label"].astype(str), strict=True)
+        )
         title_id = st.selectbox(
             "Title",
             list(names),

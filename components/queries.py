@@ -144,7 +144,7 @@ def segment_options(cursor: duckdb.DuckDBPyConnection, scope: Scope) -> dict[str
         "kind": found["kind"],
         "creator_id": found["creator"],
         "title_id": [
-            (str(t), str(n)) for t, n in zip(titles["title_id"], titles["name"], strict=True)
+            (str(t), str(n)) for t, n in zip(titles["title_id"], titles["label"], strict=True)
         ],
         "region": [(v, v) for v in extra["region"]],
         "acquisition_channel": [(v, v) for v in extra["acquisition_channel"]],

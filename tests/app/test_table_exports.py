@@ -147,14 +147,16 @@ def test_compare_side_by_side_exports_money_columns_only_for_money_roles(clock):
     plain_rows, _ = _read_back(plain_frame, plain_config, "Compare titles side by side")
     assert money_rows[0] == _labels(money_config, money_frame)
     assert plain_rows[0] == _labels(plain_config, plain_frame)
-    assert any(h.startswith("Net revenue (") for h in money_rows[0])
+    # Both money figures per view, in the reporting currency (issue 17: a per-view cost beside a
+    # total revenue read as nonsense).
+    assert "Net revenue per view (USD)" in money_rows[0]
     assert "Licensing cost per view (USD)" in money_rows[0]
     assert not any("revenue" in h.lower() or "cost" in h.lower() for h in plain_rows[0])
-    assert "net_revenue" not in money_rows[0] and "Completion" in plain_rows[0]
-    # CSV at the shown precision (money to the cent), Excel with a number format.
-    net = next(i for i, h in enumerate(money_rows[0]) if h.startswith("Net revenue ("))
-    assert all(len(row[net].partition(".")[2]) <= 2 for row in money_rows[1:])
-    assert money_sheet.cell(2, net + 1).number_format == "#,##0.00"
+    assert "net_revenue_per_view" not in money_rows[0] and "Completion" in plain_rows[0]
+    # CSV at the shown precision (money per view to 4 decimals), Excel with a number format.
+    net = money_rows[0].index("Net revenue per view (USD)")
+    assert all(len(row[net].partition(".")[2]) <= 4 for row in money_rows[1:])
+    assert money_sheet.cell(2, net + 1).number_format == "#,##0.0000"
 
 
 def test_chart_data_table_exports_have_readable_headers():
