@@ -174,7 +174,7 @@ table_columns |= {
     "release_date": st.column_config.DateColumn("Released"),
     "runtime_min": st.column_config.NumberColumn("Runtime (min)"),
     "note": st.column_config.TextColumn(
-        "Notes", help="Why a value of the row is blank (shown as —)."
+        "Notes", help="Why a value of the row is blank (shown as —).", width="large"
     ),
 }
 side_by_side = summary[list(table_columns)]
