@@ -16,9 +16,9 @@ from datetime import UTC, datetime, timedelta
 
 import streamlit as st
 
-from components import context, queries
+from components import context
 from components.context import AppContext
-from security.freshness import Freshness, freshness
+from data.sync.freshness import Verdict, assess, freshness
 from security.permissions import Principal
 
 AUTO_REFRESH_KEY = "auto-refresh"
@@ -62,28 +62,22 @@ def _interval(ctx: AppContext) -> int | None:
 
 
 @st.cache_data(ttl=10, show_spinner=False)
-def _assessed(generation: str, demo: bool, stale_minutes: float, minute: str) -> Freshness:
+def _assessed(generation: str, stale_minutes: float, minute: str) -> Verdict:
     # ``minute`` keys the cache to the clock, so "synced 3 min ago" moves; ``generation`` to
-    # the extract. The audit read is shared by every open tab for ten seconds.
+    # the extract. The sync-state file is read once per ten seconds for every open tab.
     from components.context import app_context
 
-    ctx = app_context()
-    status = ctx.store.read_meta()
-    return freshness(
-        ctx.security.audit,
-        demo=demo,
-        data_to=queries.latest_view_at(ctx),
-        last_sync_at=status.get("last_sync_at"),
+    return assess(
+        freshness(app_context().store),
         now=_now(),
         stale_after=timedelta(minutes=stale_minutes),
     )
 
 
-def assessment(ctx: AppContext) -> Freshness:
+def assessment(ctx: AppContext) -> Verdict:
     """How fresh the live extract is now."""
     return _assessed(
         ctx.store.generation(),
-        bool(ctx.settings.demo_mode),
         float(ctx.settings.stale_after_minutes),
         f"{_now():%Y-%m-%dT%H:%M}",
     )

@@ -20,7 +20,7 @@ import json
 import os
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -234,3 +234,79 @@ def freshness(store: ExtractStore) -> Freshness:
         last_full_sync_at=_moment(meta.get("last_full_sync_at")),
         last_attempt=attempt,
     )
+
+
+# --- what a page says --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Verdict:
+    """A page's freshness line: the facts in words, and whether to flag the data as stale."""
+
+    demo: bool
+    data_to: datetime | None
+    synced_at: datetime | None
+    stale: bool
+    reason: str = ""  # why stale, in words anyone may read
+    failure_detail: str = ""  # the raw error of a failed attempt, for admins only
+
+    def headline(self, now: datetime) -> str:
+        """One line: "Data to 12:04 UTC · synced 3 min ago"."""
+        reach = f"Data to {clock(self.data_to, now)}" if self.data_to else "No view data yet"
+        if self.demo:
+            return f"{reach} · demo data"
+        if self.synced_at is None:
+            return f"{reach} · never synced"
+        return f"{reach} · synced {ago(self.synced_at, now)}"
+
+
+def naive_utc(when: datetime | None) -> datetime | None:
+    """``when`` as naive UTC (the extract's convention), whatever zone it came with."""
+    if when is None or when.tzinfo is None:
+        return when
+    return when.astimezone(UTC).replace(tzinfo=None)
+
+
+def ago(then: datetime, now: datetime) -> str:
+    """ "just now", "3 min ago", "2 h 5 min ago", "3 days ago"."""
+    seconds = max(0, int((now - then).total_seconds()))
+    if seconds < 60:
+        return "just now"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes} min ago"
+    hours, rest = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {rest} min ago" if rest else f"{hours} h ago"
+    return f"{hours // 24} days ago"
+
+
+def clock(when: datetime, now: datetime) -> str:
+    """ "12:04 UTC" today, else "6 Dec 23:59 UTC" (with the year when it is not this one)."""
+    if when.date() == now.date():
+        return f"{when:%H:%M} UTC"
+    return f"{when.day} {when:%b %H:%M} UTC" if when.year == now.year else f"{when:%d %b %Y} UTC"
+
+
+def assess(facts: Freshness, *, now: datetime, stale_after: timedelta) -> Verdict:
+    """Whether the data is stale, and why. Demo data never is (nothing syncs it). Stale: never
+    synced, last synced longer ago than ``stale_after``, or the latest attempt failed (the
+    extract is then the one from the last success, however recent). Times naive UTC."""
+    data_to, synced_at = naive_utc(facts.data_to), naive_utc(facts.last_sync_at)
+    if facts.source == "demo":
+        return Verdict(True, data_to, synced_at, stale=False)
+    attempt = facts.last_attempt
+    if facts.last_failed and attempt is not None:
+        failed_at = naive_utc(attempt.finished_at) or now
+        reason = f"the last sync attempt failed at {clock(failed_at, now)} ({facts.reason})"
+        if synced_at is not None:
+            reason += f"; the data is from the sync {ago(synced_at, now)}"
+        detail = f"{attempt.error_kind}: {attempt.error}".strip(": ")
+        return Verdict(False, data_to, synced_at, True, reason, detail)
+    if synced_at is None:
+        return Verdict(False, data_to, None, True, "no sync has finished yet")
+    if now - synced_at > stale_after:
+        minutes = int(stale_after.total_seconds() // 60)
+        since = ago(synced_at, now).removesuffix(" ago")
+        return Verdict(
+            False, data_to, synced_at, True, f"no sync for {since} (expected within {minutes} min)"
+        )
+    return Verdict(False, data_to, synced_at, False)

@@ -5,13 +5,22 @@ from __future__ import annotations
 
 import stat
 import threading
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from data.extract.store import ExtractStore
 from data.extract.writer_lock import ExtractBusyError, writer_lock
-from data.sync.freshness import freshness, last_attempt, record_attempt, state_path
+from data.sync.freshness import (
+    Freshness,
+    SyncAttempt,
+    ago,
+    assess,
+    freshness,
+    last_attempt,
+    record_attempt,
+    state_path,
+)
 
 T0 = datetime(2026, 12, 7, 12, 0)
 
@@ -118,3 +127,78 @@ def test_the_writer_lock_says_once_that_it_waits_then_gives_up(tmp_path):
     with writer_lock(path, wait_seconds=0.5, on_wait=lambda: notices.append("again")):
         pass
     assert notices == ["waiting"], "a free lock is taken without a notice"
+
+
+# --- the verdict a page shows ---------------------------------------------------------------
+NOW = datetime(2026, 12, 7, 12, 30)
+HALF_HOUR = timedelta(minutes=30)
+
+
+def _facts(source="warehouse", synced=timedelta(minutes=3), attempt=None) -> Freshness:
+    return Freshness(
+        source=source,
+        data_to=NOW - timedelta(minutes=10),
+        as_of=NOW,
+        last_sync_at=NOW - synced if synced is not None else None,
+        last_full_sync_at=None,
+        last_attempt=attempt,
+    )
+
+
+def _failed(minutes_ago: int) -> SyncAttempt:
+    at = NOW - timedelta(minutes=minutes_ago)
+    return SyncAttempt(
+        at, at, "failed", False, "WarehouseUnreachableError", "db.internal:5439 refused", 1, at
+    )
+
+
+def test_a_recent_sync_is_fresh_and_says_so():
+    verdict = assess(_facts(), now=NOW, stale_after=HALF_HOUR)
+    assert not verdict.stale
+    assert verdict.headline(NOW) == "Data to 12:20 UTC · synced 3 min ago"
+
+
+def test_an_old_sync_is_stale_with_how_long():
+    verdict = assess(_facts(synced=timedelta(hours=2, minutes=5)), now=NOW, stale_after=HALF_HOUR)
+    assert verdict.stale
+    assert verdict.reason == "no sync for 2 h 5 min (expected within 30 min)"
+
+
+def test_a_failed_latest_attempt_is_stale_even_right_after_a_success():
+    verdict = assess(_facts(attempt=_failed(1)), now=NOW, stale_after=HALF_HOUR)
+    assert verdict.stale
+    assert verdict.reason.startswith(
+        "the last sync attempt failed at 12:29 UTC (the warehouse could not be reached)"
+    )
+    assert "the data is from the sync 3 min ago" in verdict.reason
+    assert "db.internal" not in verdict.reason, "hosts are for admins"
+    assert "db.internal" in verdict.failure_detail
+
+
+def test_never_synced_is_stale_and_demo_never_is():
+    assert assess(_facts(synced=None), now=NOW, stale_after=HALF_HOUR).reason == (
+        "no sync has finished yet"
+    )
+    demo = assess(_facts("demo", synced=None), now=NOW, stale_after=HALF_HOUR)
+    assert not demo.stale and demo.headline(NOW).endswith("demo data")
+
+
+def test_times_in_another_zone_or_day_read_as_utc():
+    facts = _facts()
+    zoned = Freshness(
+        facts.source,
+        datetime(2026, 12, 5, 23, 59, tzinfo=UTC),
+        facts.as_of,
+        datetime(2026, 12, 7, 13, 27, tzinfo=timezone(timedelta(hours=1))),
+        None,
+        None,
+    )
+    verdict = assess(zoned, now=NOW, stale_after=HALF_HOUR)
+    assert verdict.headline(NOW) == "Data to 5 Dec 23:59 UTC · synced 3 min ago"
+
+
+def test_ago_reads_naturally():
+    assert ago(NOW, NOW) == "just now"
+    assert ago(NOW - timedelta(minutes=59), NOW) == "59 min ago"
+    assert ago(NOW - timedelta(hours=3), NOW) == "3 h ago"
+    assert ago(NOW - timedelta(days=3), NOW) == "3 days ago"
