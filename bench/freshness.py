@@ -32,15 +32,18 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-import psycopg
-
 from data.demo import DemoConfig
 from data.sync.freshness import last_attempt
-from tests.e2e.app_process import CHROMIUM, CHROMIUM_FLAGS, running_app
+from tests.e2e.app_process import (
+    CHROMIUM,
+    CHROMIUM_FLAGS,
+    running_app,
+    warehouse_schema,
+    warehouse_settings,
+)
 from tests.integration.conftest import EXTRACT_KEY, PG_DSN, PgWarehouse, load_demo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,12 +80,9 @@ def _page_label(tab) -> str:
 def run(views: int, interval: int, samples: int, idle_minutes: float) -> dict:
     from playwright.sync_api import sync_playwright
 
-    schema = f"bench_fresh_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_DSN, autocommit=True) as con:
-        con.execute(f"CREATE SCHEMA {schema}")
-    warehouse = PgWarehouse(schema, PG_DSN)
     result: dict = {"views": views, "interval_seconds": interval}
-    try:
+    with warehouse_schema(PG_DSN, "bench_fresh") as schema:
+        warehouse = PgWarehouse(schema, PG_DSN)
         started = time.perf_counter()
         # The data ends yesterday, so every new view lands "today" and moves today's label.
         config = DemoConfig(
@@ -95,15 +95,13 @@ def run(views: int, interval: int, samples: int, idle_minutes: float) -> dict:
         load_demo(warehouse, config)
         result["load_seconds"] = round(time.perf_counter() - started, 1)
         root = Path(tempfile.mkdtemp(prefix="spotlight-bench-fresh-"))
-        settings = {
-            "warehouse_url": f"{PG_DSN}?sslmode=disable&schema={schema}",
-            "extract_key": EXTRACT_KEY,
-            "cookie_key": "c-bench-key-0123456789-ABCDEFGHIJ-klmnopqrst",
-            "app_key": "a-bench-key-0123456789-ABCDEFGHIJ-klmnopqrst",
-            "audit_key": "u-bench-key-0123456789-ABCDEFGHIJ-klmnopqrst",
-            "auto_refresh_seconds": str(interval),
-            "auto_refresh_idle_minutes": "600",
-        }
+        settings = warehouse_settings(
+            PG_DSN,
+            schema,
+            EXTRACT_KEY,
+            auto_refresh_seconds=str(interval),
+            auto_refresh_idle_minutes="600",
+        )
         with running_app(root, timeout=600, **settings) as app:
             _cli(
                 app.env,
@@ -195,9 +193,6 @@ def run(views: int, interval: int, samples: int, idle_minutes: float) -> dict:
                     scheduler.wait(120)
                 except subprocess.TimeoutExpired:
                     scheduler.kill()
-    finally:
-        with psycopg.connect(PG_DSN, autocommit=True) as con:
-            con.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
     return result
 
 

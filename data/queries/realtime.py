@@ -16,17 +16,8 @@ import pandas as pd
 from data.extract.derived import extract_as_of
 from data.extract.plausibility import plausible_sql
 from data.queries.filters import Filters, Scope
+from data.queries.view_filters import fact_view_source
 
-# Each filter dimension's column in the hourly query's join (allowlisted, as in dv_view).
-HOURLY_COLUMNS: dict[str, str] = {
-    "country": "v.country",
-    "device": "v.device",
-    "genre": "t.genre",
-    "kind": "t.kind",
-    "creator": "t.creator_id",
-    "plan": "w.plan",
-    "age_band": "w.age_band",
-}
 HOURLY_METRICS: dict[str, str] = {
     "starts": "Starts",
     "watch_hours": "Watch hours",
@@ -60,22 +51,18 @@ def _hour_totals(
     start: datetime,
     end: datetime,
 ) -> pd.DataFrame:
-    plausible, p_params = plausible_sql("fact_view", extract_as_of(cursor), "v")
-    dims, d_params = filters.where(HOURLY_COLUMNS)
-    scoped, s_params = scope.where("t.creator_id")
+    source, where, params = fact_view_source(filters, scope, extract_as_of(cursor))
     frame = cursor.execute(
         f"""
         SELECT date_trunc('hour', v.started_at) AS hour,
                count(*) AS starts,
                sum(v.watch_seconds) / 3600.0 AS watch_hours,
                count(DISTINCT v.viewer_key) AS viewers
-        FROM fact_view v
-        LEFT JOIN dim_title t ON t.title_id = v.title_id
-        LEFT JOIN dim_viewer w ON w.viewer_key = v.viewer_key
-        WHERE v.started_at >= ? AND v.started_at < ? AND {plausible} AND {dims} AND {scoped}
+        FROM {source}
+        WHERE v.started_at >= ? AND v.started_at < ? AND {where}
         GROUP BY 1
         """,
-        [start, end, *p_params, *d_params, *s_params],
+        [start, end, *params],
     ).df()
     return frame.set_index("hour") if not frame.empty else frame
 

@@ -117,3 +117,38 @@ def running_app(root: Path, timeout: float = 120, **settings: str) -> Iterator[R
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+# Keys for apps run against a test warehouse (never used outside tests and benchmarks).
+TEST_APP_KEYS = {
+    "cookie_key": "c-test-key-0123456789-ABCDEFGHIJ-klmnopqrst",
+    "app_key": "a-test-key-0123456789-ABCDEFGHIJ-klmnopqrst",
+    "audit_key": "u-test-key-0123456789-ABCDEFGHIJ-klmnopqrst",
+}
+
+
+@contextlib.contextmanager
+def warehouse_schema(dsn: str, prefix: str) -> Iterator[str]:
+    """A new, empty PostgreSQL schema named ``<prefix>_<random>`` (dropped on exit)."""
+    import uuid
+
+    import psycopg
+
+    schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(dsn, autocommit=True) as con:
+        con.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield schema
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as con:
+            con.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def warehouse_settings(dsn: str, schema: str, extract_key: str, **extra: str) -> dict[str, str]:
+    """The settings of an app synced from ``schema`` of the warehouse at ``dsn``."""
+    return {
+        "warehouse_url": f"{dsn}?sslmode=disable&schema={schema}",
+        "extract_key": extract_key,
+        **TEST_APP_KEYS,
+        **extra,
+    }

@@ -10,16 +10,14 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 from playwright.sync_api import Page, expect
 
 from settings import PROJECT_ROOT
-from tests.e2e.app_process import RunningApp, running_app
+from tests.e2e.app_process import RunningApp, running_app, warehouse_schema, warehouse_settings
 from tests.e2e.conftest import screenshot, sign_in, wait_for_app
 from tests.integration.conftest import EXTRACT_KEY, PG_DSN, PgWarehouse, load_demo
 
@@ -42,23 +40,18 @@ def _cli(app: RunningApp, *args: str, stdin: str | None = None) -> subprocess.Co
 
 @pytest.fixture(scope="module")
 def live_app() -> Iterator[tuple[RunningApp, PgWarehouse]]:
-    schema = f"e2e_live_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_DSN, autocommit=True) as con:
-        con.execute(f"CREATE SCHEMA {schema}")
-    warehouse = PgWarehouse(schema, PG_DSN)
-    try:
+    with warehouse_schema(PG_DSN, "e2e_live") as schema:
+        warehouse = PgWarehouse(schema, PG_DSN)
         load_demo(warehouse)
         root = Path(tempfile.mkdtemp(prefix="spotlight-e2e-live-"))
-        settings = {
-            "warehouse_url": f"{PG_DSN}?sslmode=disable&schema={schema}",
-            "extract_key": EXTRACT_KEY,
-            "cookie_key": "c-test-key-0123456789-ABCDEFGHIJ-klmnopqrst",
-            "app_key": "a-test-key-0123456789-ABCDEFGHIJ-klmnopqrst",
-            "audit_key": "u-test-key-0123456789-ABCDEFGHIJ-klmnopqrst",
-            "auto_refresh_seconds": str(REFRESH_SECONDS),
-            "sync_retries": "1",
-            "sync_connect_timeout_seconds": "3",
-        }
+        settings = warehouse_settings(
+            PG_DSN,
+            schema,
+            EXTRACT_KEY,
+            auto_refresh_seconds=str(REFRESH_SECONDS),
+            sync_retries="1",
+            sync_connect_timeout_seconds="3",
+        )
         with running_app(root, **settings) as app:
             made = _cli(
                 app,
@@ -74,9 +67,6 @@ def live_app() -> Iterator[tuple[RunningApp, PgWarehouse]]:
             first = _cli(app, "sync", "--full", "--quiet")
             assert first.returncode == 0, first.stdout + first.stderr
             yield app, warehouse
-    finally:
-        with psycopg.connect(PG_DSN, autocommit=True) as con:
-            con.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
 def _freshness_line(page: Page):

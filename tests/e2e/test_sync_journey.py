@@ -7,17 +7,15 @@ from __future__ import annotations
 import subprocess
 import sys
 import tempfile
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 from playwright.sync_api import Page, expect
 
 from data.extract.store import ExtractStore
 from settings import PROJECT_ROOT
-from tests.e2e.app_process import RunningApp, running_app
+from tests.e2e.app_process import RunningApp, running_app, warehouse_schema, warehouse_settings
 from tests.e2e.conftest import screenshot, sign_in, wait_for_app
 from tests.integration.conftest import EXTRACT_KEY, PG_DSN, PgWarehouse, load_demo
 
@@ -27,21 +25,11 @@ ADMIN, PASSWORD = "ops", "correct horse battery staple"
 
 @pytest.fixture(scope="module")
 def warehouse_app() -> Iterator[tuple[RunningApp, PgWarehouse]]:
-    schema = f"e2e_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_DSN, autocommit=True) as con:
-        con.execute(f"CREATE SCHEMA {schema}")
-    warehouse = PgWarehouse(schema, PG_DSN)
-    try:
+    with warehouse_schema(PG_DSN, "e2e") as schema:
+        warehouse = PgWarehouse(schema, PG_DSN)
         load_demo(warehouse)
         root = Path(tempfile.mkdtemp(prefix="spotlight-e2e-sync-"))
-        settings = {
-            "warehouse_url": f"{PG_DSN}?sslmode=disable&schema={schema}",
-            "extract_key": EXTRACT_KEY,
-            "cookie_key": "c-test-key-0123456789-ABCDEFGHIJ-klmnopqrst",
-            "app_key": "a-test-key-0123456789-ABCDEFGHIJ-klmnopqrst",
-            "audit_key": "u-test-key-0123456789-ABCDEFGHIJ-klmnopqrst",
-        }
-        with running_app(root, **settings) as app:
+        with running_app(root, **warehouse_settings(PG_DSN, schema, EXTRACT_KEY)) as app:
             subprocess.run(
                 [
                     sys.executable,
@@ -61,9 +49,6 @@ def warehouse_app() -> Iterator[tuple[RunningApp, PgWarehouse]]:
                 capture_output=True,
             )
             yield app, warehouse
-    finally:
-        with psycopg.connect(PG_DSN, autocommit=True) as con:
-            con.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
 def test_an_admin_runs_the_first_sync_and_sees_the_data(warehouse_app, page: Page):
