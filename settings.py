@@ -217,6 +217,50 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("totp_max_failures", 5, "Wrong 2FA codes before 2FA is locked for the account."),
     Setting("totp_lock_minutes", 15.0, "How long a 2FA lock lasts."),
     Setting("stepup_minutes", 5.0, "How long a step-up re-authentication stays valid."),
+    # --- single sign-on (OpenID Connect; the provider itself is [auth] in secrets.toml) ------
+    Setting(
+        "sign_in_methods",
+        "local",
+        "Which sign-ins the sign-in page offers: local (username, password and the app's 2FA), "
+        "sso (the identity provider configured in [auth] of secrets.toml), or both.",
+    ),
+    Setting(
+        "sso_provider_label",
+        "your organisation's account",
+        "How the single sign-on button names the provider: 'Sign in with <label>'.",
+    ),
+    Setting(
+        "sso_role_map",
+        "",
+        "Provider group -> role, as group=role pairs separated by commas (a group named twice "
+        "gets both roles), or a JSON object {\"group\": [\"role\", ...]}. A user none of whose "
+        "groups is mapped gets no access, never a default role.",
+    ),
+    Setting("sso_groups_claim", "groups", "ID-token claim that lists the user's groups."),
+    Setting(
+        "sso_username_claim",
+        "email",
+        "ID-token claim that becomes the username (2-64 characters: letters, digits . _ @ + -).",
+    ),
+    Setting(
+        "sso_creator_claim",
+        "creator_ids",
+        "ID-token claim with the creator ids an external (creator, partner) user sees; missing "
+        "means none.",
+    ),
+    Setting(
+        "sso_mfa_amr",
+        "",
+        "ID-token amr values (comma-separated, e.g. mfa, otp, hwk) that count as a second "
+        "factor done at the provider; then money roles are not asked for the app's own code "
+        "at sign-in. Empty: always the app's own 2FA.",
+    ),
+    Setting(
+        "sso_signin_max_age_minutes",
+        10.0,
+        "A provider sign-in (the ID token's iat) older than this cannot start a new session: a "
+        "copied old identity cookie never opens one.",
+    ),
     # --- alerts ------------------------------------------------------------------------------
     Setting("alert_failed_signins", 10, "Failed sign-ins within the window that raise an alert."),
     Setting("alert_failed_signins_window_minutes", 10.0, "Window for the failed sign-in alert."),

@@ -483,6 +483,13 @@ MIGRATIONS: list[Migration] = [
             "report_versions FOR EACH STATEMENT EXECUTE FUNCTION refuse_report_version_change()",
         ),
     ],
+    [
+        # Single sign-on (security/sso.py, security/sso_signin.py): where an account signs in
+        # ('local': password and the app's 2FA; 'sso': the identity provider, no password, its
+        # roles re-read from the ID token at every sign-in) and how each session began.
+        "ALTER TABLE users ADD COLUMN auth_source TEXT NOT NULL DEFAULT 'local'",
+        "ALTER TABLE sessions ADD COLUMN auth_source TEXT NOT NULL DEFAULT 'local'",
+    ],
 ]
 
 _MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (

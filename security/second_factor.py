@@ -305,8 +305,8 @@ class SecondFactorMixin(SessionsMixin, ThrottlesMixin):
     def step_up(
         self, token: str, password: str, code: str, now: datetime | None = None
     ) -> TotpResult:
-        """Re-authenticate with password and a fresh code for a sensitive action; valid for
-        ``stepup_minutes`` (see :meth:`has_recent_step_up`, ``Principal.step_up_until``).
+        """Re-authenticate with password and a fresh code for a sensitive action (an SSO account,
+        which has no password here, with the fresh code alone); valid for ``stepup_minutes`` (see :meth:`has_recent_step_up`, ``Principal.step_up_until``).
 
         A wrong password counts towards the session's re-authentication lock, a wrong code
         towards the 2FA lock. Audited ``stepup``.
@@ -317,9 +317,14 @@ class SecondFactorMixin(SessionsMixin, ThrottlesMixin):
             return _totp("no_session")
         name = principal.username
         client = self._client_of(principal)
-        reauthenticated = self._reauthenticate(principal, password, client, now, action="stepup")
-        if reauthenticated != "ok":
-            return _totp(reauthenticated)
+        user = self.users.get(name)
+        # A single sign-on account has no password here: its fresh proof is the code alone.
+        if user is None or not user.sso:
+            reauthenticated = self._reauthenticate(
+                principal, password, client, now, action="stepup"
+            )
+            if reauthenticated != "ok":
+                return _totp(reauthenticated)
         with self.db.transaction() as conn:
             row = conn.execute(
                 "SELECT totp_secret_enc, totp_enrolled FROM users WHERE username = ?", (name,)

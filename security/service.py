@@ -38,7 +38,8 @@ from security.report_store import ReportStore
 from security.second_factor import SecondFactorMixin, TotpEnrolment, TotpResult
 from security.segment_store import SegmentStore
 from security.sessions import TOUCH_SECONDS, SessionInfo, SessionsMixin, token_hash
-from security.signin import SIGN_IN_FAILED, SignInMixin, SignInResult
+from security.signin import SIGN_IN_FAILED, SignInResult
+from security.sso_signin import SsoSignIn, SsoSignInMixin
 from security.users import UserStore
 from settings import Settings
 
@@ -49,6 +50,7 @@ __all__ = [
     "Security",
     "SessionInfo",
     "SignInResult",
+    "SsoSignIn",
     "TotpEnrolment",
     "TotpResult",
     "open_security",
@@ -56,11 +58,11 @@ __all__ = [
 ]
 
 
-class Security(SignInMixin, SecondFactorMixin, SessionsMixin, ExportChecksMixin):
+class Security(SsoSignInMixin, SecondFactorMixin, SessionsMixin, ExportChecksMixin):
     """Sign-in, sessions, 2FA, exports, users, audit and alerts over one app database.
 
-    Each concern lives in its own module (security/signin.py, sessions.py, second_factor.py,
-    export_checks.py, throttles.py); this class puts them together over the shared stores.
+    Each concern lives in its own module (security/signin.py, sso_signin.py, sessions.py,
+    second_factor.py, export_checks.py, throttles.py); this class puts them together over the shared stores.
 
     Thread-safe and multi-process-safe: connections come from a pool, and every read-modify-write
     runs in a write transaction that the database serialises (``BEGIN IMMEDIATE`` on SQLite, an

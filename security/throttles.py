@@ -115,7 +115,9 @@ class ThrottlesMixin(ServiceBase):
     def _failed_signin_burst(self, conn: Tx, now: datetime) -> None:
         window = timedelta(minutes=self.settings.alert_failed_signins_window_minutes)
         count = conn.execute(
-            "SELECT COUNT(*) FROM audit WHERE action = 'signin.failure' AND ts >= ?",
+            # Provider sign-ins refused for want of a mapped role count as failed sign-ins too.
+            "SELECT COUNT(*) FROM audit WHERE action IN ('signin.failure', 'sso.no_access') "
+            "AND ts >= ?",
             (to_db(now - window),),
         ).fetchone()[0]
         if count >= self.settings.alert_failed_signins:

@@ -48,6 +48,8 @@ class User:
     totp_enrolled: bool
     created_at: datetime
     updated_at: datetime
+    # Signs in through the identity provider (no password here; roles from its claims).
+    sso: bool = False
 
 
 def normalise_username(username: str) -> str:
@@ -95,6 +97,7 @@ def row_to_user(row: Row) -> User:
         totp_enrolled=bool(row["totp_enrolled"]),
         created_at=created,
         updated_at=updated,
+        sso=row["auth_source"] == "sso",
     )
 
 
@@ -414,7 +417,13 @@ class UserStore:
         now: datetime | None = None,
     ) -> User:
         """Set a new password (policy checked) and end the account's sessions everywhere."""
-        name = self.require(username).username
+        user = self.require(username)
+        if user.sso:
+            raise UserError(
+                f"{user.username} signs in through the identity provider and has no password "
+                "here; change it at the provider"
+            )
+        name = user.username
         check_policy(new_password, name, min_length=min_password_length)
         password_hash = hash_password(new_password, self.bcrypt_rounds)
         return self._update(
