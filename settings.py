@@ -233,7 +233,7 @@ SETTINGS: tuple[Setting, ...] = (
         "sso_role_map",
         "",
         "Provider group -> role, as group=role pairs separated by commas (a group named twice "
-        "gets both roles), or a JSON object {\"group\": [\"role\", ...]}. A user none of whose "
+        'gets both roles), or a JSON object {"group": ["role", ...]}. A user none of whose '
         "groups is mapped gets no access, never a default role.",
     ),
     Setting("sso_groups_claim", "groups", "ID-token claim that lists the user's groups."),

@@ -168,7 +168,7 @@ def _strings(value: Any) -> list[str]:
 def _creator_ids(value: Any, claim: str) -> frozenset[int]:
     if value is None:
         return frozenset()
-    if isinstance(value, bool) or isinstance(value, dict):
+    if isinstance(value, bool | dict):
         parts: list[Any] = [value]
     elif isinstance(value, int):
         parts = [str(value)]

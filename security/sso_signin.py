@@ -17,19 +17,19 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from collections.abc import Mapping
 from typing import Any
 
 from security.audit import FAILURE, encode_text
 from security.clock import to_db
 from security.permissions import Principal
+from security.sessions import SessionsMixin, token_hash
 from security.signin import SignInMixin
 from security.sso import NO_ACCESS, SsoIdentity, SsoRefused, identity_from_claims, session_token
 from security.sso import sso_config as _sso_config
 from security.users import normalise_username, revoke_user_sessions, row_to_user
-from security.sessions import SessionsMixin, token_hash
 
 # What a user refused for reasons other than their groups is told (the reason is audited).
 SSO_REFUSED = (
@@ -72,8 +72,12 @@ class SsoSignInMixin(SessionsMixin, SignInMixin):
         client = encode_text(client_id or "unknown", 200)
         token = session_token(claims, self.settings.secret("cookie_key"))
         if token is None:
-            return self._refuse_claims(claims, client, now, "unbindable", "no nonce or iat in ID token")
-        rows = self.db.query("SELECT revoked_at FROM sessions WHERE token_hash = ?", (token_hash(token),))
+            return self._refuse_claims(
+                claims, client, now, "unbindable", "no nonce or iat in ID token"
+            )
+        rows = self.db.query(
+            "SELECT revoked_at FROM sessions WHERE token_hash = ?", (token_hash(token),)
+        )
         if rows:
             principal = self.resolve(token, now)
             if principal is None:

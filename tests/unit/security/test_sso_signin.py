@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+
 import pyotp
 import pytest
 
@@ -139,7 +140,9 @@ def test_money_role_needs_the_app_code_unless_the_provider_vouches(tmp_path):
     sec, clock = make_security(tmp_path, **SSO)
     without = sec.sso_sign_in(token_claims(clock, groups=["sp-finance"], amr=["pwd"]), CLIENT)
     assert sec.resolve(without.token).mfa_pending
-    withmfa = sec.sso_sign_in(token_claims(clock, groups=["sp-finance"], amr=["pwd", "otp"]), CLIENT)
+    withmfa = sec.sso_sign_in(
+        token_claims(clock, groups=["sp-finance"], amr=["pwd", "otp"]), CLIENT
+    )
     assert not sec.resolve(withmfa.token).mfa_pending
 
 
