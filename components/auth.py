@@ -21,6 +21,7 @@ from contextvars import ContextVar
 
 import streamlit as st
 
+from components import sso
 from components.context import AppContext, app_context
 from components.session_cookie import SessionCookie
 from security.client_address import client_address, served_over_https
@@ -124,6 +125,10 @@ def current_principal(ctx: AppContext, *, touch: bool = True) -> Principal | Non
         state[TOKEN_KEY] = cookie_token
         state[RESTORED_KEY] = True
         state[TAB_MFA_KEY] = False
+    elif not state.get(SIGNED_OUT_KEY) and sso.sso_on(ctx) and sso.signed_in_at_provider():
+        principal = _resume_sso(ctx)
+        if principal is None:
+            return None
     else:
         return None
     if principal.mfa_pending and not state.get(RESTORED_KEY):
@@ -134,13 +139,45 @@ def current_principal(ctx: AppContext, *, touch: bool = True) -> Principal | Non
     return principal
 
 
+def _resume_sso(ctx: AppContext) -> Principal | None:
+    """This tab's session from Streamlit's identity cookie: the one its provider sign-in
+    started, started now on first sight, or None (ended, or refused: the sign-in screen says
+    which). A tab that finds a session another tab started counts as restored from the cookie."""
+    state = st.session_state
+    claims = sso.claims()
+    binding = (claims.get("iss"), claims.get("sub"), claims.get("nonce"), claims.get("iat"))
+    refused = state.get(sso.REFUSED_KEY)
+    if refused and refused[0] == binding and refused[1] != "ended":
+        return None  # refused once in this tab: audited once, not on every rerun
+    result = ctx.security.sso_sign_in(claims, client_id())
+    if not result.ok:
+        state[sso.REFUSED_KEY] = (binding, result.status, result.message)
+        return None
+    state.pop(sso.REFUSED_KEY, None)
+    state.pop(NOTICE_KEY, None)
+    state[TOKEN_KEY] = result.token
+    state[sso.SSO_TAB_KEY] = True
+    principal = ctx.security.resolve(result.token)
+    if principal is not None and result.status == "existing" and not principal.mfa_pending:
+        state[RESTORED_KEY] = True
+        state[TAB_MFA_KEY] = False
+    return principal
+
+
 def principal_for_run() -> Principal | None:
     """The principal app.py resolved for this run (None when signed out)."""
     return _CURRENT.get()
 
 
 def _forget_session(notice: str | None = None) -> None:
-    for key in (TOKEN_KEY, RESTORED_KEY, TAB_MFA_KEY, COOKIE_PENDING_KEY, DEVICE_PENDING_KEY):
+    for key in (
+        TOKEN_KEY,
+        RESTORED_KEY,
+        TAB_MFA_KEY,
+        COOKIE_PENDING_KEY,
+        DEVICE_PENDING_KEY,
+        sso.SSO_TAB_KEY,
+    ):
         st.session_state.pop(key, None)
     if notice:
         st.session_state[NOTICE_KEY] = notice
@@ -176,12 +213,17 @@ def _signed_in_completely(ctx: AppContext, username: str) -> None:
 
 
 def sign_out(ctx: AppContext, principal: Principal) -> None:
-    """Revoke the session on the server (every tab), drop the cookie, back to the sign-in form."""
+    """Revoke the session on the server (every tab), drop the cookie, back to the sign-in form;
+    a provider sign-in also drops Streamlit's identity cookie and signs out at the provider."""
     token = st.session_state.get(TOKEN_KEY)
     if token:
         ctx.security.revoke(token)
+    provider_session = st.session_state.get(sso.SSO_TAB_KEY)
     _forget_session(notice="You have signed out.")
-    st.session_state[SIGNED_OUT_KEY] = True
+    if provider_session:
+        st.logout()
+    else:
+        st.session_state[SIGNED_OUT_KEY] = True
     st.rerun()
 
 
@@ -199,10 +241,19 @@ def sign_in_screen(ctx: AppContext) -> None:
         # Kept until the next sign-in: the cookie component's answer triggers another run.
         if notice := st.session_state.get(NOTICE_KEY):
             st.info(notice, icon="ℹ️")
+        refused = st.session_state.get(sso.REFUSED_KEY)
+        if refused and refused[1] == "no_access":
+            sso.no_access_page(refused[2])
+            return
+        if refused and not (pending is not None and pending.mfa_pending):
+            st.warning(refused[2], icon="🔒")
         if pending is not None and pending.mfa_pending:
             second_factor_form(ctx, pending, token)
         else:
-            _password_form(ctx)
+            if sso.local_on(ctx):
+                _password_form(ctx)
+            if sso.sso_on(ctx):
+                sso.sign_in_button(ctx)
         if ctx.settings.demo_mode:
             st.caption("Demo install: the accounts are listed in the README (Demo accounts).")
 
@@ -248,6 +299,18 @@ def second_factor_form(
     inline confirmation inside a page leaves it out.
     """
     enrolled = ctx.security.totp_enrolled(principal.username)
+    if (
+        not enrolled
+        and st.session_state.get(sso.SSO_TAB_KEY)
+        and st.session_state.get(RESTORED_KEY)
+    ):
+        # The provider's second factor, in a tab restored from its identity cookie: a fresh
+        # provider sign-in is the proof (enrolling an authenticator here would let whoever
+        # found the tab open choose the account's second factor).
+        sso.confirm_with_provider(
+            ctx, "Sign in again with your organisation's account to confirm it is you."
+        )
+        return
     if not enrolled:
         st.subheader("Set up two-factor authentication")
         st.write(
@@ -269,7 +332,10 @@ def second_factor_form(
         verify = st.form_submit_button("Verify", type="primary", width="stretch")
     if cancel and st.button("Cancel and sign out", key="cancel-2fa"):
         ctx.security.revoke(token)
+        provider_session = st.session_state.get(sso.SSO_TAB_KEY)
         _forget_session()
+        if provider_session:
+            st.logout()
         st.rerun()
     if not verify:
         return

@@ -21,6 +21,7 @@ from security.clock import Clock, utcnow
 from security.demo import ensure_demo_accounts
 from security.permissions import Principal
 from security.service import Security
+from security.sso import sso_config
 from settings import Settings, SettingsError, load_settings
 
 # The app's clock. Sessions, throttles and 2FA read time through it, so tests can move time
@@ -66,6 +67,7 @@ def app_context() -> AppContext:
                 "SPOTLIGHT_REPORTING_CURRENCY must be an ISO 4217 code of three capital letters "
                 f"(e.g. USD, EUR), got {settings.reporting_currency!r}."
             ) from None
+        sso_config(settings)  # the sign-in methods and the SSO claim mapping
         store = store_from_settings(settings)
         build_cache.configure(max_rows=int(settings.memory_index_rows))
         security = Security(settings, clock=_now)
