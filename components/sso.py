@@ -29,6 +29,14 @@ SSO_TAB_KEY = "sso_tab"
 # The refusal of this tab's provider sign-in: (session binding, status, message).
 REFUSED_KEY = "sso_refused"
 DISCOVERY_TIMEOUT_SECONDS = 5
+# The default provider's keys (Streamlit reads them straight from [auth]).
+REQUIRED_KEYS = (
+    "redirect_uri",
+    "cookie_secret",
+    "client_id",
+    "client_secret",
+    "server_metadata_url",
+)
 
 
 def method(ctx: AppContext) -> str:
@@ -85,19 +93,15 @@ def _discovery_problem(url: str) -> str | None:
 
 def provider_problem() -> str | None:
     """What is wrong with the ``[auth]`` configuration, in words for the admin, or None."""
-    from streamlit.auth_util import validate_auth_credentials
-    from streamlit.errors import StreamlitAuthError
-
     section = _auth_section()
     if not section:
         return (
             "there is no [auth] section in secrets.toml. Add redirect_uri, cookie_secret, "
             "client_id, client_secret and server_metadata_url (README, Single sign-on)."
         )
-    try:
-        validate_auth_credentials("default")
-    except StreamlitAuthError as exc:
-        return " ".join(str(exc).split())
+    missing = [k for k in REQUIRED_KEYS if not str(section.get(k, "")).strip()]
+    if missing:
+        return f"[auth] in secrets.toml lacks {', '.join(missing)}."
     redirect = str(section.get("redirect_uri", ""))
     parsed = urlparse(redirect)
     if parsed.scheme not in ("http", "https") or not parsed.path.endswith("/oauth2callback"):

@@ -1,0 +1,171 @@
+"""Single sign-on through the real app.py with ``at.user`` holding an ID token's claims, as
+Streamlit's st.user does after st.login: claims -> principal, the no-access page, 2FA."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from components.context import app_context
+from components.text import md_escape
+from tests.app.conftest import CLOCK, has_widget, new_app, texts
+
+SSO_ENV = {
+    "SPOTLIGHT_SIGN_IN_METHODS": "both",
+    "SPOTLIGHT_SSO_ROLE_MAP": "sp-analysts=analyst, sp-finance=finance, sp-creators=creator",
+    "SPOTLIGHT_SSO_MFA_AMR": "mfa, otp",
+}
+
+
+@pytest.fixture
+def sso_settings(clock):
+    from tests.app.conftest import app_environment
+
+    with app_environment(**SSO_ENV):
+        yield clock
+
+
+def provider_user(groups, **extra) -> tuple[str, dict]:
+    email = f"sso-{uuid.uuid4().hex[:8]}@example.com"
+    return email, {
+        "is_logged_in": True,
+        "iss": "http://localhost:9400",
+        "sub": email,
+        "email": email,
+        "name": "Sam Provider",
+        "groups": groups,
+        "nonce": uuid.uuid4().hex,
+        "iat": int(CLOCK().timestamp()),
+        **extra,
+    }
+
+
+def _no_access(text: str) -> bool:
+    return text.startswith("**No access") and "ask your administrator" in text
+
+
+def run_as(user: dict):
+    at = new_app()
+    at.user = user
+    return at.run()
+
+
+def audit_actions(name: str) -> list[str]:
+    return [r.action for r in app_context().security.audit.list(limit=500) if r.target == name]
+
+
+def test_provider_sign_in_lands_with_the_mapped_role(sso_settings):
+    email, user = provider_user(["everyone", "sp-analysts"])
+    at = run_as(user)
+    assert not at.exception, at.exception
+    assert any("Overview" in t for t in texts(at, "title"))
+    account = app_context().security.users.require(email)
+    assert account.sso and account.roles == {"analyst"}
+    assert "user.provision" in audit_actions(email) and "signin.ok" in audit_actions(email)
+    shown = md_escape(email)
+    assert any("signed in as" in c and shown in c for c in texts(at, "caption"))
+
+
+def test_unmapped_groups_get_the_no_access_page_and_no_data(sso_settings):
+    email, user = provider_user(["everyone"])
+    at = run_as(user)
+    assert not at.exception, at.exception
+    assert any(_no_access(e) for e in texts(at, "error"))
+    assert not any("Overview" in t for t in texts(at, "title"))
+    assert not at.metric and not at.dataframe, "nothing from the extract is drawn"
+    assert not has_widget(at, "text_input", "Username"), "the no-access page only"
+    assert app_context().security.users.get(email) is None
+    assert audit_actions(email).count("sso.no_access") == 1
+    at.run()  # a rerun of the same tab is not audited again
+    assert audit_actions(email).count("sso.no_access") == 1
+
+
+def test_creator_scope_comes_from_the_claim(sso_settings):
+    email, user = provider_user(["sp-creators"], creator_ids=["4", "7"], amr=["otp"])
+    at = run_as(user)
+    assert not at.exception, at.exception
+    account = app_context().security.users.require(email)
+    assert account.roles == {"creator"} and account.creator_ids == {4, 7}
+
+
+def test_malformed_creator_scope_is_no_access(sso_settings):
+    email, user = provider_user(["sp-creators"], creator_ids="4;7", amr=["otp"])
+    at = run_as(user)
+    assert any(_no_access(e) for e in texts(at, "error"))
+    assert app_context().security.users.get(email) is None
+
+
+def test_money_role_without_provider_mfa_is_asked_for_the_app_code(sso_settings):
+    _, user = provider_user(["sp-finance"], amr=["pwd"])
+    at = run_as(user)
+    assert has_widget(at, "text_input", "6-digit code")
+    assert "Set up two-factor authentication" in texts(at, "subheader")
+    assert not any("Overview" in t for t in texts(at, "title"))
+
+
+def test_money_role_with_provider_mfa_is_not_asked(sso_settings):
+    _, user = provider_user(["sp-finance"], amr=["pwd", "mfa"])
+    at = run_as(user)
+    assert not at.exception, at.exception
+    assert not has_widget(at, "text_input", "6-digit code")
+    assert any("Overview" in t for t in texts(at, "title"))
+
+
+def test_roles_follow_the_groups_at_the_next_sign_in(sso_settings):
+    email, user = provider_user(["sp-analysts"])
+    run_as(user)
+    user = {**user, "groups": ["sp-finance"], "amr": ["mfa"], "nonce": uuid.uuid4().hex}
+    run_as(user)
+    assert app_context().security.users.require(email).roles == {"finance"}
+
+
+def test_a_disabled_sso_user_is_refused(sso_settings):
+    email, user = provider_user(["sp-analysts"])
+    run_as(user)
+    app_context().security.users.disable(email, actor="test")
+    at = run_as({**user, "nonce": uuid.uuid4().hex})
+    assert not any("Overview" in t for t in texts(at, "title"))
+    assert any("did not let you in" in w for w in texts(at, "warning"))
+
+
+def test_local_only_ignores_a_provider_identity(clock):
+    _, user = provider_user(["sp-analysts"])
+    at = run_as(user)  # the default: sign_in_methods = local
+    assert has_widget(at, "text_input", "Username")
+    assert not any("Overview" in t for t in texts(at, "title"))
+    assert not has_widget(at, "button", "Sign in with your organisation's account")
+
+
+def test_sso_without_an_auth_section_tells_the_admin(sso_settings):
+    at = new_app().run()
+    assert not at.exception, at.exception
+    errors = " ".join(texts(at, "error"))
+    assert "Single sign-on is not available" in errors and "[auth]" in errors
+    assert has_widget(at, "text_input", "Username"), "local sign-in still works (both)"
+
+
+def test_unreachable_discovery_url_tells_the_admin(sso_settings):
+    at = new_app()
+    at.secrets["auth"] = {
+        "redirect_uri": "http://localhost:8501/oauth2callback",
+        "cookie_secret": "x" * 40,
+        "client_id": "spotlight",
+        "client_secret": "s" * 20,
+        "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration",
+    }
+    at.run()
+    assert not at.exception, at.exception
+    errors = " ".join(texts(at, "error"))
+    assert "Single sign-on is not available" in errors, errors
+    assert "could not be reached" in errors
+
+
+def test_a_bad_sign_in_methods_setting_stops_the_app_with_a_message(clock):
+    from tests.app.conftest import app_environment
+
+    with app_environment(SPOTLIGHT_SIGN_IN_METHODS="ldap"):
+        at = new_app().run()
+        assert "SPOTLIGHT_SIGN_IN_METHODS must be one of" in " ".join(
+            texts(at, "error") + texts(at, "markdown") + texts(at, "code")
+        )
