@@ -221,9 +221,11 @@ def sign_out(ctx: AppContext, principal: Principal) -> None:
     provider_session = st.session_state.get(sso.SSO_TAB_KEY)
     _forget_session(notice="You have signed out.")
     if provider_session:
+        # st.logout sends the browser to /auth/logout (and the provider's end-session page);
+        # a rerun here would drop that redirect.
         st.logout()
-    else:
-        st.session_state[SIGNED_OUT_KEY] = True
+        st.stop()
+    st.session_state[SIGNED_OUT_KEY] = True
     st.rerun()
 
 
@@ -336,6 +338,7 @@ def second_factor_form(
         _forget_session()
         if provider_session:
             st.logout()
+            st.stop()
         st.rerun()
     if not verify:
         return

@@ -63,8 +63,19 @@ def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float) -
 
 
 @contextlib.contextmanager
-def running_app(root: Path, timeout: float = 120, **settings: str) -> Iterator[RunningApp]:
+def running_app(
+    root: Path,
+    timeout: float = 120,
+    *,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    streamlit_args: tuple[str, ...] = (),
+    **settings: str,
+) -> Iterator[RunningApp]:
     """The app on a free port, its log in ``root``, stopped on exit.
+
+    ``host`` is the name it is served and opened at (single sign-on needs ``localhost``, the
+    host of its redirect URI); ``streamlit_args`` go to ``streamlit run`` (``--secrets.files``).
 
     Data and keys live under ``root`` unless ``settings`` name other folders (``data_dir``,
     ``key_dir``); every setting is passed as its SPOTLIGHT_* environment variable. A warehouse
@@ -80,7 +91,7 @@ def running_app(root: Path, timeout: float = 120, **settings: str) -> Iterator[R
         env.pop("SPOTLIGHT_WAREHOUSE_URL", None)
     root.mkdir(parents=True, exist_ok=True)
     log = root / "streamlit.log"
-    port = _free_port()
+    port = port or _free_port()
     with log.open("w") as out:
         proc = subprocess.Popen(
             [
@@ -92,16 +103,17 @@ def running_app(root: Path, timeout: float = 120, **settings: str) -> Iterator[R
                 "--server.port",
                 str(port),
                 "--server.address",
-                "127.0.0.1",
+                host,
                 "--server.headless",
                 "true",
+                *streamlit_args,
             ],
             cwd=PROJECT_ROOT,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{host}:{port}"
     try:
         _wait_healthy(url, proc, log, timeout)
         yield RunningApp(
