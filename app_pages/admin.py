@@ -116,6 +116,7 @@ def _users(ctx: AppContext, principal: Principal) -> None:
                     "name": u.display_name,
                     "roles": ", ".join(sorted(u.roles)),
                     "creator scope": ", ".join(str(i) for i in sorted(u.creator_ids)),
+                    "sign-in": "SSO" if u.sso else "password",
                     "2FA": "enrolled" if u.totp_enrolled else "—",
                     "status": "disabled" if u.disabled else "active",
                     "demo": "yes" if u.is_demo else "",
@@ -128,7 +129,10 @@ def _users(ctx: AppContext, principal: Principal) -> None:
     st.caption(
         "Adding users and changing roles, scopes, passwords, 2FA, sessions or whether an account "
         "is enabled grants access or resets a credential: each needs you to confirm it is you "
-        "(password and a fresh code), valid for a few minutes, and the audit log cites it."
+        "(password and a fresh code), valid for a few minutes, and the audit log cites it. "
+        "SSO accounts are created at their first single sign-on; their roles and creator scope "
+        "are read from the provider's groups at every sign-in (a change here lasts until then), "
+        "and disabling one here refuses it even with a valid provider sign-in."
     )
     if not step_up_ok(ctx, principal, "manage_users", key="accounts"):
         return

@@ -164,6 +164,25 @@ def _resume_sso(ctx: AppContext) -> Principal | None:
     return principal
 
 
+def may_enrol_after_provider_sign_in(ctx: AppContext, principal: Principal) -> bool:
+    """True in the tab of a provider sign-in made less than ``stepup_minutes`` ago: the fresh
+    provider sign-in is the proof that lets an SSO account choose the app's second factor."""
+    if not st.session_state.get(sso.SSO_TAB_KEY) or st.session_state.get(RESTORED_KEY):
+        return False
+    started = next(
+        (
+            s.created_at
+            for s in ctx.security.sessions(principal.username)
+            if s.id == principal.session_id
+        ),
+        None,
+    )
+    now = principal.resolved_at or ctx.security.clock()
+    return (
+        started is not None and (now - started).total_seconds() < ctx.settings.stepup_minutes * 60
+    )
+
+
 def principal_for_run() -> Principal | None:
     """The principal app.py resolved for this run (None when signed out)."""
     return _CURRENT.get()

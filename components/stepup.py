@@ -20,11 +20,28 @@ def step_up_ok(ctx: AppContext, principal: Principal, action: str, *, key: str) 
     if not principal.may(action):
         st.error("Your role cannot do this.", icon="🚫")
         return False
+    account = ctx.security.users.get(principal.username)
+    provider_account = bool(account and account.sso)
+    if provider_account and not account.totp_enrolled:
+        st.warning(
+            "This action needs a fresh code from the app's own two-factor authentication, and "
+            "your account has none yet: set it up on My account just after signing in.",
+            icon="🔐",
+        )
+        return False
     st.info(
-        "This action needs you to confirm it is you: your password and a fresh 2FA code.", icon="🔐"
+        "This action needs you to confirm it is you: a fresh 2FA code."
+        if provider_account
+        else "This action needs you to confirm it is you: your password and a fresh 2FA code.",
+        icon="🔐",
     )
     with st.form(f"step-up-{key}"):
-        password = st.text_input("Password", type="password", autocomplete="current-password")
+        # A single sign-on account has no password here; the fresh code is its proof.
+        password = (
+            ""
+            if provider_account
+            else st.text_input("Password", type="password", autocomplete="current-password")
+        )
         code = st.text_input("6-digit code", max_chars=8, autocomplete="one-time-code")
         confirm = st.form_submit_button("Confirm", type="primary")
     if confirm:

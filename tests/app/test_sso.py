@@ -5,23 +5,33 @@ from __future__ import annotations
 
 import uuid
 
+import pyotp
 import pytest
 
 from components.context import app_context
 from components.text import md_escape
-from tests.app.conftest import CLOCK, has_widget, new_app, texts
+from tests.app.conftest import (
+    CLOCK,
+    SECRETS,
+    app_environment,
+    enter_code,
+    has_widget,
+    new_app,
+    texts,
+    widget,
+)
 
 SSO_ENV = {
     "SPOTLIGHT_SIGN_IN_METHODS": "both",
-    "SPOTLIGHT_SSO_ROLE_MAP": "sp-analysts=analyst, sp-finance=finance, sp-creators=creator",
+    "SPOTLIGHT_SSO_ROLE_MAP": (
+        "sp-analysts=analyst, sp-finance=finance, sp-creators=creator, sp-admins=admin"
+    ),
     "SPOTLIGHT_SSO_MFA_AMR": "mfa, otp",
 }
 
 
 @pytest.fixture
 def sso_settings(clock):
-    from tests.app.conftest import app_environment
-
     with app_environment(**SSO_ENV):
         yield clock
 
@@ -162,10 +172,43 @@ def test_unreachable_discovery_url_tells_the_admin(sso_settings):
 
 
 def test_a_bad_sign_in_methods_setting_stops_the_app_with_a_message(clock):
-    from tests.app.conftest import app_environment
-
     with app_environment(SPOTLIGHT_SIGN_IN_METHODS="ldap"):
         at = new_app().run()
         assert "SPOTLIGHT_SIGN_IN_METHODS must be one of" in " ".join(
             texts(at, "error") + texts(at, "markdown") + texts(at, "code")
         )
+
+
+def test_sso_admin_with_provider_mfa_sets_up_the_app_code_then_steps_up_with_it_alone(
+    sso_settings,
+):
+    email, user = provider_user(["sp-admins"], amr=["mfa"])
+    at = run_as(user)
+    assert any("Overview" in t for t in texts(at, "title"))
+    at.switch_page("app_pages/admin.py").run()
+    # No app code yet: step-up cannot be done, and says how to get one.
+    assert any("has none yet" in w for w in texts(at, "warning"))
+    assert not has_widget(at, "button", "Add user")
+    at.switch_page("app_pages/account.py").run()
+    enter_code(at, email)  # the enrolment, in the tab of a fresh provider sign-in
+    assert app_context().security.totp_enrolled(email)
+    CLOCK.advance(seconds=31)
+    at.switch_page("app_pages/admin.py").run()
+    assert not has_widget(at, "text_input", "Password", form="step-up-accounts")
+    widget(at, "text_input", "6-digit code", form="step-up-accounts").input(
+        pyotp.TOTP(SECRETS[email]).at(CLOCK())
+    )
+    widget(at, "button", "Confirm", form="step-up-accounts").click().run()
+    assert not at.exception, at.exception
+    assert has_widget(at, "button", "Add user")
+    table = next(d.value for d in at.dataframe if "sign-in" in d.value.columns)
+    assert table.loc[table["username"] == email, "sign-in"].item() == "SSO"
+
+
+def test_enrolment_after_a_provider_sign_in_is_only_offered_while_it_is_fresh(sso_settings):
+    _, user = provider_user(["sp-finance"], amr=["otp"])
+    at = run_as(user)
+    CLOCK.advance(minutes=app_context().settings.stepup_minutes + 1)
+    at.switch_page("app_pages/account.py").run()
+    assert not has_widget(at, "text_input", "6-digit code")
+    assert any("sign in again and open this page within" in c for c in texts(at, "caption"))
