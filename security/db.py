@@ -484,11 +484,20 @@ MIGRATIONS: list[Migration] = [
         ),
     ],
     [
-        # Single sign-on (security/sso.py, security/sso_signin.py): where an account signs in
-        # ('local': password and the app's 2FA; 'sso': the identity provider, no password, its
-        # roles re-read from the ID token at every sign-in) and how each session began.
-        "ALTER TABLE users ADD COLUMN auth_source TEXT NOT NULL DEFAULT 'local'",
-        "ALTER TABLE sessions ADD COLUMN auth_source TEXT NOT NULL DEFAULT 'local'",
+        # Single sign-on (security/sso.py, security/sso_signin.py). An account in sso_accounts
+        # signs in through the identity provider: no password here (password_hash is empty and
+        # never matches), roles re-read from the ID token at every sign-in, and bound to the
+        # provider's (issuer, subject) so that an email address reassigned at the provider
+        # does not inherit it. sso_sessions: the sessions a provider sign-in began.
+        """CREATE TABLE sso_accounts (
+            username TEXT PRIMARY KEY REFERENCES users(username) ON DELETE CASCADE,
+            issuer TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE sso_sessions (
+            session_id TEXT PRIMARY KEY REFERENCES sessions(id) ON DELETE CASCADE
+        )""",
     ],
 ]
 

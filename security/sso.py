@@ -41,8 +41,8 @@ NO_ACCESS = (
 class SsoRefused(Exception):
     """The claims do not let this user in. ``reason`` is a short code for the audit log
     (``no_username``, ``unmapped``, ``conflicting_roles``, ``bad_creator_scope``,
-    ``stale_sign_in``, ``local_account``, ``disabled``); ``detail`` says what to fix, for the
-    administrator."""
+    ``stale_sign_in``, ``local_account``, ``subject_changed``, ``disabled``); ``detail`` says
+    what to fix, for the administrator."""
 
     def __init__(self, reason: str, detail: str):
         super().__init__(detail)

@@ -29,7 +29,7 @@ from security.sessions import SessionsMixin, token_hash
 from security.signin import SignInMixin
 from security.sso import NO_ACCESS, SsoIdentity, SsoRefused, identity_from_claims, session_token
 from security.sso import sso_config as _sso_config
-from security.users import normalise_username, revoke_user_sessions, row_to_user
+from security.users import SELECT_USERS, normalise_username, revoke_user_sessions, row_to_user
 
 # What a user refused for reasons other than their groups is told (the reason is audited).
 SSO_REFUSED = (
@@ -122,9 +122,9 @@ class SsoSignInMixin(SessionsMixin, SignInMixin):
             ended = 0
             if no_access:
                 row = conn.execute(
-                    "SELECT auth_source FROM users WHERE username = ?", (name,)
+                    "SELECT 1 FROM sso_accounts WHERE username = ?", (name,)
                 ).fetchone()
-                if row is not None and row["auth_source"] == "sso":
+                if row is not None:
                     ended = revoke_user_sessions(conn, name, "sso: no mapped role", now)
             self.audit.append(
                 conn,
@@ -154,9 +154,22 @@ class SsoSignInMixin(SessionsMixin, SignInMixin):
         roles = json.dumps(sorted(identity.roles))
         scope = json.dumps(sorted(identity.creator_ids))
         with self.db.transaction() as conn:
-            row = conn.execute("SELECT * FROM users WHERE username = ?", (name,)).fetchone()
-            if row is not None and row["auth_source"] != "sso":
+            row = conn.execute(f"{SELECT_USERS} WHERE username = ?", (name,)).fetchone()
+            bound = conn.execute(
+                "SELECT issuer, subject FROM sso_accounts WHERE username = ?", (name,)
+            ).fetchone()
+            if row is not None and bound is None:
                 refusal = ("local_account", f"{name!r} is a local account (password sign-in)")
+            elif bound is not None and (bound["issuer"], bound["subject"]) != (
+                identity.issuer,
+                identity.subject,
+            ):
+                refusal = (
+                    "subject_changed",
+                    f"{name!r} belongs to another identity at the provider (issuer "
+                    f"{bound['issuer']!r}, subject {bound['subject']!r}); the address may have "
+                    "been reassigned",
+                )
             elif row is not None and row["disabled"]:
                 refusal = ("disabled", f"{name!r} is disabled in the app")
             else:
@@ -165,9 +178,13 @@ class SsoSignInMixin(SessionsMixin, SignInMixin):
                 if row is None:
                     conn.execute(
                         "INSERT INTO users (username, display_name, password_hash, roles, "
-                        "creator_ids, auth_source, created_at, updated_at) "
-                        "VALUES (?, ?, '', ?, ?, 'sso', ?, ?)",
+                        "creator_ids, created_at, updated_at) VALUES (?, ?, '', ?, ?, ?, ?)",
                         (name, identity.display_name, roles, scope, to_db(now), to_db(now)),
+                    )
+                    conn.execute(
+                        "INSERT INTO sso_accounts (username, issuer, subject, created_at) "
+                        "VALUES (?, ?, ?, ?)",
+                        (name, identity.issuer, identity.subject, to_db(now)),
                     )
                     self.audit.append(
                         conn,
@@ -216,9 +233,10 @@ class SsoSignInMixin(SessionsMixin, SignInMixin):
                 mfa_at = to_db(now) if identity.provider_mfa else None
                 conn.execute(
                     "INSERT INTO sessions (id, token_hash, username, client_id, created_at, "
-                    "last_seen, mfa_verified_at, auth_source) VALUES (?, ?, ?, ?, ?, ?, ?, 'sso')",
+                    "last_seen, mfa_verified_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (session_id, token_hash(token), name, client, to_db(now), to_db(now), mfa_at),
                 )
+                conn.execute("INSERT INTO sso_sessions (session_id) VALUES (?)", (session_id,))
                 self._note_client(conn, name, identity.roles, client, now)
                 self.audit.append(
                     conn,
@@ -241,6 +259,6 @@ class SsoSignInMixin(SessionsMixin, SignInMixin):
     def session_is_sso(self, principal: Principal) -> bool:
         """True when the principal's session began with a provider sign-in."""
         rows = self.db.query(
-            "SELECT auth_source FROM sessions WHERE id = ?", (principal.session_id,)
+            "SELECT 1 FROM sso_sessions WHERE session_id = ?", (principal.session_id,)
         )
-        return bool(rows) and rows[0]["auth_source"] == "sso"
+        return bool(rows)

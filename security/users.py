@@ -28,6 +28,11 @@ from security.passwords import (
 )
 from security.permissions import EXTERNAL_ROLES, validate_roles
 
+# Every column of users, and sso = 1 for an account that signs in through the identity provider.
+SELECT_USERS = (
+    "SELECT users.*, CASE WHEN EXISTS (SELECT 1 FROM sso_accounts s "
+    "WHERE s.username = users.username) THEN 1 ELSE 0 END AS sso FROM users"
+)
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@+-]{1,63}$")
 
 
@@ -97,7 +102,8 @@ def row_to_user(row: Row) -> User:
         totp_enrolled=bool(row["totp_enrolled"]),
         created_at=created,
         updated_at=updated,
-        sso=row["auth_source"] == "sso",
+        # Row is a tuple: ``in row`` would search its values, not its column names.
+        sso="sso" in row.keys() and bool(row["sso"]),  # noqa: SIM118
     )
 
 
@@ -138,9 +144,7 @@ class UserStore:
     # --- reading -----------------------------------------------------------------------------
     def get(self, username: str) -> User | None:
         """The account, or None when there is none with that name."""
-        rows = self.db.query(
-            "SELECT * FROM users WHERE username = ?", (normalise_username(username),)
-        )
+        rows = self.db.query(f"{SELECT_USERS} WHERE username = ?", (normalise_username(username),))
         return row_to_user(rows[0]) if rows else None
 
     def require(self, username: str) -> User:
@@ -152,7 +156,7 @@ class UserStore:
 
     def list(self) -> list[User]:
         """Every account, by username."""
-        return [row_to_user(r) for r in self.db.query("SELECT * FROM users ORDER BY username")]
+        return [row_to_user(r) for r in self.db.query(f"{SELECT_USERS} ORDER BY username")]
 
     def verify_password(self, username: str, password: str) -> bool:
         """True when the account exists, is enabled and the password matches.

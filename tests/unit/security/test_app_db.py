@@ -111,7 +111,7 @@ def test_a_new_sqlite_database_has_the_schema_the_sqlite3_code_created(tmp_path)
         # Migration 4 on: tables the sqlite3 code never had.
         "WHERE tbl_name NOT IN ('schema_migrations', 'payout_decisions', 'segments', "
         "'segment_versions', 'cluster_models', 'cluster_model_uses', 'reports', "
-        "'report_versions', 'report_shares') ORDER BY type, name"
+        "'report_versions', 'report_shares', 'sso_accounts', 'sso_sessions') ORDER BY type, name"
     )
     old, new = (sqlite3.connect(p).execute(query).fetchall() for p in (legacy, fresh))
     assert new == old
@@ -134,6 +134,8 @@ def test_a_version_3_database_migrates_forward_with_everything_in_it(tmp_path):
         "reports": [],
         "report_versions": [],
         "report_shares": [],
+        "sso_accounts": [],
+        "sso_sessions": [],
     }, "nothing lost or changed; versions 1-3 adopted from user_version"
     migrations = sec.db.migrations()
     assert [v for v, _ in migrations] == list(range(1, len(MIGRATIONS) + 1))

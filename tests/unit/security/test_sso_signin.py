@@ -180,3 +180,11 @@ def test_privileged_sso_sign_in_from_a_new_client_alerts(tmp_path):
     clock.advance(minutes=1)
     sec.sso_sign_in(token_claims(clock, groups=["sp-finance"]), "203.0.113.9")
     assert any(a.kind == "new_client" for a in sec.alerts.list())
+
+
+def test_an_address_reassigned_at_the_provider_does_not_inherit_the_account(tmp_path):
+    sec, clock = make_security(tmp_path, **SSO)
+    assert sec.sso_sign_in(token_claims(clock), CLIENT).status == "new"
+    other = token_claims(clock)
+    other["sub"] = "someone-else"
+    assert sec.sso_sign_in(other, CLIENT).status == "refused"
