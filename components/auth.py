@@ -147,9 +147,13 @@ def _resume_sso(ctx: AppContext) -> Principal | None:
     claims = sso.claims()
     binding = (claims.get("iss"), claims.get("sub"), claims.get("nonce"), claims.get("iat"))
     refused = state.get(sso.REFUSED_KEY)
-    if refused and refused[0] == binding and refused[1] != "ended":
+    if refused and refused[0] == binding:
         return None  # refused once in this tab: audited once, not on every rerun
     result = ctx.security.sso_sign_in(claims, client_id())
+    if result.status == "ended":
+        # Signed out, idle or expired: the identity cookie stays, its session does not.
+        state.setdefault(NOTICE_KEY, result.message)
+        return None
     if not result.ok:
         state[sso.REFUSED_KEY] = (binding, result.status, result.message)
         return None

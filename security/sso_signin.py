@@ -154,6 +154,11 @@ class SsoSignInMixin(SessionsMixin, SignInMixin):
         roles = json.dumps(sorted(identity.roles))
         scope = json.dumps(sorted(identity.creator_ids))
         with self.db.transaction() as conn:
+            if conn.execute(
+                "SELECT 1 FROM sessions WHERE token_hash = ?", (token_hash(token),)
+            ).fetchone():
+                # Another tab of the same browser started it a moment ago (writes are serial).
+                return SsoSignIn("existing", token=token)
             row = conn.execute(f"{SELECT_USERS} WHERE username = ?", (name,)).fetchone()
             bound = conn.execute(
                 "SELECT issuer, subject FROM sso_accounts WHERE username = ?", (name,)

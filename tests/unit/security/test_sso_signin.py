@@ -7,7 +7,7 @@ import itertools
 import pyotp
 import pytest
 
-from security.sso import NO_ACCESS
+from security.sso import NO_ACCESS, identity_from_claims, session_token, sso_config
 from security.users import UserError
 from tests.unit.security.security_support import CLIENT, add_user, make_security
 
@@ -188,3 +188,14 @@ def test_an_address_reassigned_at_the_provider_does_not_inherit_the_account(tmp_
     other = token_claims(clock)
     other["sub"] = "someone-else"
     assert sec.sso_sign_in(other, CLIENT).status == "refused"
+
+
+def test_two_tabs_starting_the_same_sign_in_at_once_share_one_session(tmp_path):
+    sec, clock = make_security(tmp_path, **SSO)
+    c = token_claims(clock)
+    identity = identity_from_claims(c, sso_config(sec.settings))
+    token = session_token(c, sec.settings.secret("cookie_key"))
+    # Both tabs looked before either wrote: the second finds the first one's session.
+    assert sec._start_sso_session(identity, token, CLIENT, clock()).status == "new"
+    assert sec._start_sso_session(identity, token, CLIENT, clock()).status == "existing"
+    assert len(sec.sessions("ana@example.com")) == 1
