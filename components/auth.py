@@ -126,7 +126,7 @@ def current_principal(ctx: AppContext, *, touch: bool = True) -> Principal | Non
         state[RESTORED_KEY] = True
         state[TAB_MFA_KEY] = False
     elif not state.get(SIGNED_OUT_KEY) and sso.sso_on(ctx) and sso.signed_in_at_provider():
-        principal = _resume_sso(ctx)
+        principal = _resume_sso(ctx, touch=touch)
         if principal is None:
             return None
     else:
@@ -139,7 +139,7 @@ def current_principal(ctx: AppContext, *, touch: bool = True) -> Principal | Non
     return principal
 
 
-def _resume_sso(ctx: AppContext) -> Principal | None:
+def _resume_sso(ctx: AppContext, *, touch: bool = True) -> Principal | None:
     """This tab's session from Streamlit's identity cookie: the one its provider sign-in
     started, started now on first sight, or None (ended, or refused: the sign-in screen says
     which). A tab that finds a session another tab started counts as restored from the cookie."""
@@ -161,7 +161,7 @@ def _resume_sso(ctx: AppContext) -> Principal | None:
     state.pop(NOTICE_KEY, None)
     state[TOKEN_KEY] = result.token
     state[sso.SSO_TAB_KEY] = True
-    principal = ctx.security.resolve(result.token)
+    principal = ctx.security.resolve(result.token, touch=touch)
     if principal is not None and result.status == "existing" and not principal.mfa_pending:
         state[RESTORED_KEY] = True
         state[TAB_MFA_KEY] = False
