@@ -2,7 +2,8 @@
 
 - ``permissions``: roles, pages, actions, the principal and the one ``require`` check.
 - ``service``: the facade the app and the CLI call (``Security``), put together from
-  ``signin``, ``sessions``, ``second_factor``, ``export_checks`` and ``throttles``.
+  ``signin``, ``sso_signin``, ``sessions``, ``second_factor``, ``export_checks`` and
+  ``throttles``; ``sso`` maps an identity provider's claims to roles and scope.
 - ``users``, ``passwords``, ``totp``, ``crypto``: accounts, bcrypt, TOTP codes, secrets at rest.
 - ``audit``, ``alerts``: the hash-chained audit log and the alerts raised from it.
 - ``db``: the app database; ``saved_views``, ``operations``, ``cli_commands``, ``demo``: the
