@@ -196,7 +196,7 @@ def users_list() -> None:
                 ",".join(sorted(u.roles)),
                 ",".join(str(i) for i in sorted(u.creator_ids)) or "-",
                 "enrolled" if u.totp_enrolled else "-",
-                status + (" (demo)" if u.is_demo else ""),
+                status + (" (demo)" if u.is_demo else "") + (" (sso)" if u.sso else ""),
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

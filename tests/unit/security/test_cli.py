@@ -300,3 +300,26 @@ def test_database_is_wal_owner_only_and_migrations_are_idempotent(tmp_path):
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 5000
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+def test_users_list_marks_single_sign_on_accounts(cli, tmp_path):
+    import time
+
+    invoke, _ = cli
+    sec = Security(
+        make_settings(
+            tmp_path,
+            app_key="k-test-key-0123456789-ABCDEFGHIJ-klmnopqrst",
+            audit_key="u-test-key-0123456789-ABCDEFGHIJ-klmnopqrst",
+            sign_in_methods="sso",
+            sso_role_map="sp-analysts=analyst",
+        ),
+        bcrypt_rounds=TEST_ROUNDS,
+    )
+    claims = {"iss": "https://idp", "sub": "s1", "email": "ana@example.com", "nonce": "n"}
+    claims |= {"groups": ["sp-analysts"], "iat": int(time.time())}
+    assert sec.sso_sign_in(claims, "c").status == "new"
+    listing = invoke("users", "list").output
+    assert re.search(
+        r"ana@example\.com\s+ana@example\.com\s+analyst\s+-\s+-\s+active \(sso\)", listing
+    )
