@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+import time
 
 import pytest
 from typer.testing import CliRunner
@@ -303,8 +304,6 @@ def test_database_is_wal_owner_only_and_migrations_are_idempotent(tmp_path):
 
 
 def test_users_list_marks_single_sign_on_accounts(cli, tmp_path):
-    import time
-
     invoke, _ = cli
     sec = Security(
         make_settings(
