@@ -57,6 +57,21 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _server_pid(url: str) -> int | None:
+    """The streamlit server serving ``url`` (by its --server.port on the command line)."""
+    port = url.rsplit(":", 1)[1]
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"streamlit" in b" ".join(args) and port.encode() in args:
+            return int(proc.name)
+    return None
+
+
 def _cli(env: dict[str, str], *args: str, stdin: str | None = None) -> None:
     done = subprocess.run(
         [sys.executable, "cli.py", *args],
@@ -176,7 +191,7 @@ def run(views: int, interval: int, samples: int, idle_minutes: float) -> dict:
                     ]
                     result["scheduled_sync_seconds"] = sync_seconds
                     # An idle day: no new rows, one open page, the schedule running.
-                    server_pid = app.pid if hasattr(app, "pid") else None
+                    server_pid = _server_pid(app.url)
                     cpu0 = _cpu_seconds(scheduler.pid)
                     app0 = _cpu_seconds(server_pid) if server_pid else None
                     time.sleep(idle_minutes * 60)

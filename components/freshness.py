@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import streamlit as st
 
-from components import context
+from components import auth, context
 from components.context import AppContext
 from data.sync.freshness import Verdict, assess, freshness
 from security.permissions import Principal
@@ -92,7 +92,8 @@ def _draw(ctx: AppContext, principal: Principal, paused_reason: str) -> None:
     if state.stale:
         detail = f"**Data may be out of date:** {state.reason}. {line}."
         if state.failure_detail and principal.may("run_sync"):
-            detail += f" Error: `{state.failure_detail[:300]}` — see Administration → Data sync."
+            error = state.failure_detail[:300].replace("`", "'")
+            detail += f" Error: `{error}` — see Administration → Data sync."
         st.warning(detail, icon="⏳")
     else:
         st.caption(f"🕒 {line}")
@@ -115,12 +116,18 @@ def freshness_line(ctx: AppContext, principal: Principal) -> None:
 
     @st.fragment(run_every=every)
     def _watch() -> None:
+        # The session is checked on every tick (without counting it as activity): a tab signed
+        # out elsewhere, disabled or timed out goes to the sign-in page instead of refreshing.
+        current = ctx.security.resolve(st.session_state.get(auth.TOKEN_KEY), touch=False)
+        if current is None or current.username != principal.username:
+            _rerun_automatically()
+        assert current is not None  # st.rerun never returns
         if st.session_state.get(_GENERATION_KEY) != ctx.store.generation():
             _rerun_automatically()
         if every is not None and _idle(ctx):
             # One last automatic run draws the page without a timer: an idle tab costs nothing.
             _rerun_automatically()
-        _draw(ctx, principal, paused)
+        _draw(ctx, current, paused)
 
     _watch()
 

@@ -165,3 +165,15 @@ def test_an_idle_tab_stops_refreshing_and_a_click_resumes_it(quick_idle_app, pag
     page.locator('[data-testid="stSidebar"]').get_by_text("Auto-refresh").click()
     wait_for_app(page)
     expect(_freshness_line(page).first).to_contain_text("auto-refresh paused")
+
+
+def test_a_tab_signed_out_elsewhere_leaves_the_page_without_a_click(quick_idle_app, page: Page):
+    page.goto(quick_idle_app.url)
+    wait_for_app(page, timeout=120_000)
+    sign_in(page, "analyst")
+    expect(_freshness_line(page).first).to_be_visible(timeout=60_000)
+    revoked = _cli(quick_idle_app, "users", "revoke-sessions", "analyst")
+    assert revoked.returncode == 0, revoked.stdout + revoked.stderr
+    # The next refresh tick finds the session ended: the sign-in page, no numbers left on screen.
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible(timeout=20_000)
+    expect(page.locator('[data-testid="stMetric"]')).to_have_count(0)
