@@ -40,6 +40,7 @@ class RunningApp:
     key_dir: Path
     env: dict[str, str]
     log: Path
+    pid: int = 0  # the server's Python process (read its CPU and memory from /proc/PID)
 
 
 def _free_port() -> int:
@@ -122,6 +123,7 @@ def running_app(
             key_dir=Path(env["SPOTLIGHT_KEY_DIR"]),
             env=env,
             log=log,
+            pid=proc.pid,
         )
     finally:
         proc.terminate()
