@@ -5,6 +5,7 @@ Run ``python cli.py --help``. Every command reads the same settings as the app (
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -264,6 +265,39 @@ def _sync_on_schedule(security, settings, schedule, *, quiet: bool) -> None:
         say("abandoned the sync in flight; the live extract is as it was")
         raise typer.Exit(130) from None
     say(f"stopped after {runs} run(s), {scheduler.skipped} skipped while busy")
+
+
+@app.command("pull-extract")
+def pull_extract(
+    source: Path = typer.Option(  # noqa: B008 - typer's way of declaring an option
+        ..., "--from", help="The published extract file (the sync's data_dir/extract.duckdb)."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", help="Say nothing when it is unchanged (cron)."),
+) -> None:
+    """Replicas: copy the published extract in when it has changed (encrypted bytes, checked,
+    swapped in atomically); the app picks it up on its next run."""
+    from data.extract.replica_copy import pull_extract as pull
+    from data.extract.store import ExtractError, store_from_settings
+    from data.extract.writer_lock import ExtractBusyError
+    from settings import SettingsError, load_settings
+
+    try:
+        store = store_from_settings(load_settings())
+    except (SettingsError, ExtractError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        result = pull(source, store)
+    except (ExtractError, ExtractBusyError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if result.status == "copied":
+        typer.echo(
+            f"copied build {result.build_id} ({result.bytes / 1e6:,.1f} MB) into {store.path} "
+            f"in {result.seconds:.1f}s"
+        )
+    elif not quiet:
+        typer.echo(f"unchanged: {store.path} is build {result.build_id}")
 
 
 @app.command()

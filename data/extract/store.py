@@ -152,9 +152,7 @@ class ExtractStore:
         """
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._sweep_orphans()
-        building = (
-            self.path.parent / f".{self.path.name}.building-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        )
+        building = self.building_path()
         con = _new_instance()
         try:
             self._prepare_writer(con)
@@ -190,6 +188,39 @@ class ExtractStore:
             for leftover in (building, Path(str(building) + ".wal")):
                 with contextlib.suppress(FileNotFoundError):
                     leftover.unlink()
+
+    def building_path(self) -> Path:
+        """A fresh path beside the live file for a new build or copy, swept by the next build if
+        the process dies before it is swapped in."""
+        return self.path.parent / f".{self.path.name}.building-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+    def install(self, candidate: Path) -> str:
+        """Swap ``candidate`` (a complete extract file beside the live one, e.g. a copy of the
+        extract another server built) in as the live extract, atomically; returns its build id.
+
+        It must be encrypted and open with this store's key, so a truncated copy, a plaintext
+        file or one built with another key never replaces the live extract; nothing is decrypted
+        on disk. Readers see the new file on their next ``cursor()`` (a new inode).
+        """
+        candidate = Path(candidate)
+        if candidate.parent.resolve() != self.path.parent.resolve():
+            raise ExtractError(f"{candidate} must be in {self.path.parent} to be swapped in.")
+        if not is_encrypted(candidate):
+            raise ExtractError(f"{candidate} is not an encrypted extract; the live one is kept.")
+        con = duckdb.connect(":memory:")
+        try:
+            _attach(con, candidate, self._key, read_only=True)
+            con.execute("SET enable_external_access = false")
+            rows = dict(con.execute("SELECT key, value FROM extract_meta").fetchall())
+        except duckdb.Error as exc:
+            raise ExtractError(f"{candidate} is not a readable extract: {exc}") from None
+        finally:
+            con.close()
+        with open(candidate, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(candidate, self.path)
+        _fsync_dir(self.path.parent)
+        return rows.get("build_id", "")
 
     def _sweep_orphans(self) -> None:
         """Remove partial builds whose process is gone (a sync killed mid-way)."""
