@@ -13,6 +13,12 @@ if ! [ -x /usr/bin/chromium ] || ! [ -f /usr/share/fonts/truetype/noto/NotoColor
   echo "test.sh: installing Debian's chromium, fonts and LibreOffice Calc for the browser and spreadsheet tests" >&2
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium fonts-liberation fonts-noto-color-emoji libreoffice-calc-nogui >/dev/null
 fi
+# Debian's HAProxy for the replicas test (tests/e2e/test_replicas.py): the load balancer that
+# scripts/replicas.sh puts in front of the app servers.
+if ! command -v haproxy >/dev/null; then
+  echo "test.sh: installing Debian's haproxy for the replicas test" >&2
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq haproxy >/dev/null
+fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 bash scripts/ensure-postgres.sh
