@@ -424,7 +424,8 @@ async def _ceiling(app: RunningApp, who: dict[str, str], seconds: float) -> dict
 
 
 def _gc_args(gc: str) -> tuple[str, ...]:
-    return () if gc == "on" else ("--runner.postScriptGC", "false")
+    # Explicit both ways: .streamlit/config.toml turns the collection off, Streamlit's default on.
+    return ("--runner.postScriptGC", "true" if gc == "on" else "false")
 
 
 async def first_run_signed_out(base_url: str, timeout: float = 900.0) -> None:
