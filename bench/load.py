@@ -88,7 +88,7 @@ def _machine_busy_seconds() -> float:
     return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-def _machine() -> dict[str, Any]:
+def _machine(note: str = "") -> dict[str, Any]:
     model = ""
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
@@ -103,7 +103,7 @@ def _machine() -> dict[str, Any]:
         "streamlit": streamlit.__version__,
         "websockets": websockets.__version__,
         "platform": platform.platform(),
-        "shared": "other workers ran tests on the same 2 cores during this run",
+        "note": note,
     }
 
 
@@ -490,7 +490,7 @@ def curve(args) -> None:
         "key_dir": str(args.key_dir or root / "keys"),
     }
     started = datetime.now(UTC)
-    machine = _machine() | {"load_average_at_start": list(os.getloadavg())}
+    machine = _machine(args.machine_note) | {"load_average_at_start": list(os.getloadavg())}
     _prepare(root, settings)
     levels = []
     # Configs interleaved per level, so both see the same machine load as nearly as can be.
@@ -529,7 +529,7 @@ def memory(args) -> None:
     root = Path(tempfile.mkdtemp(prefix="spotlight-load-mem-"))
     settings = {"data_dir": str(args.data_dir), "key_dir": str(args.key_dir)}
     started = datetime.now(UTC)
-    machine = _machine() | {"load_average_at_start": list(os.getloadavg())}
+    machine = _machine(args.machine_note) | {"load_average_at_start": list(os.getloadavg())}
     with running_app(root, timeout=300, streamlit_args=_gc_args(args.gc), **settings) as app:
         extract = Path(args.data_dir) / "extract.duckdb"
         asyncio.run(first_run_signed_out(app.url))
@@ -592,6 +592,7 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument(
             "--nice", type=int, default=0, help="scheduling priority of the servers (root: -10)"
         )
+        p.add_argument("--machine-note", default="", help="e.g. what else ran on the machine")
         p.add_argument("--out")
         p.add_argument("--no-write", action="store_true")
     curve_p = sub.choices["curve"]

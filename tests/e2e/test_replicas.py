@@ -120,10 +120,9 @@ def cluster() -> Iterator[Cluster]:
     except psycopg.OperationalError as exc:
         pytest.fail(f"No PostgreSQL at {PG_DSN} ({exc}). Run scripts/ensure-postgres.sh.")
     root = Path(tempfile.mkdtemp(prefix="spotlight-e2e-replicas-"))
+    # One set of keys: every replica signs and reads the same cookies.
     shared = {
-        "key_dir": str(
-            root / "keys"
-        ),  # one set of keys: every replica signs and reads the same cookies
+        "key_dir": str(root / "keys"),
         "app_db": pg_url(schema),
         "trusted_proxies": "127.0.0.1",
         "login_max_failures": str(MAX_FAILURES),
