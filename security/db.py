@@ -499,6 +499,26 @@ MIGRATIONS: list[Migration] = [
             session_id TEXT PRIMARY KEY REFERENCES sessions(id) ON DELETE CASCADE
         )""",
     ],
+    [
+        # One app account per provider identity (issuer, subject): a username claim that
+        # changed at the provider opened a second account beside the first under migration 7.
+        # Where that already happened, the most recently created account keeps the identity;
+        # the older ones are disabled (which ends their sessions) and unbound, so neither a
+        # password nor a provider sign-in opens them; an admin can delete them.
+        """UPDATE users SET disabled = 1 WHERE username IN (
+            SELECT a.username FROM sso_accounts a WHERE EXISTS (
+                SELECT 1 FROM sso_accounts b
+                WHERE b.issuer = a.issuer AND b.subject = a.subject
+                  AND (b.created_at > a.created_at
+                       OR (b.created_at = a.created_at AND b.username > a.username))))""",
+        """DELETE FROM sso_accounts WHERE EXISTS (
+            SELECT 1 FROM sso_accounts b
+            WHERE b.issuer = sso_accounts.issuer AND b.subject = sso_accounts.subject
+              AND (b.created_at > sso_accounts.created_at
+                   OR (b.created_at = sso_accounts.created_at
+                       AND b.username > sso_accounts.username)))""",
+        "CREATE UNIQUE INDEX sso_accounts_identity ON sso_accounts(issuer, subject)",
+    ],
 ]
 
 _MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -9,8 +9,14 @@ that is not a list of creator ids. There is never a default role.
 
 Roles come from the groups claim (``sso_groups_claim``, ``groups`` by default) through
 ``sso_role_map`` (group -> role); a user in several mapped groups gets every role they map to;
-groups the map does not name are ignored. Group names match exactly (case and spaces count):
-Entra ID sends object ids, Okta and Cognito names. A claim that is a single string is one group.
+groups the map does not name are ignored. Group names in the claim match the map exactly (case
+and spaces count: `` sp-analysts`` is not ``sp-analysts``): Entra ID sends object ids, Okta and
+Cognito names. A claim that is a single string is one group.
+
+The username comes from ``sso_username_claim``. When that claim is ``email``, the ID token must
+also say ``email_verified: true``: many providers let users sign themselves up or edit their
+address, and an unverified address would name (and be refused as, or provisioned as) whoever
+owns it here. A stable claim such as ``sub`` or Entra ID's ``oid`` avoids the question.
 The creator scope (``sso_creator_claim``) applies to the external roles only; missing, it is
 empty: an external user then sees no rows, never all of them.
 """
@@ -40,9 +46,10 @@ NO_ACCESS = (
 
 class SsoRefused(Exception):
     """The claims do not let this user in. ``reason`` is a short code for the audit log
-    (``no_username``, ``unmapped``, ``conflicting_roles``, ``bad_creator_scope``,
-    ``stale_sign_in``, ``local_account``, ``subject_changed``, ``disabled``); ``detail`` says
-    what to fix, for the administrator."""
+    (``no_username``, ``unverified_email``, ``unmapped``, ``conflicting_roles``,
+    ``bad_creator_scope``, ``stale_sign_in``, ``local_account``, ``subject_changed``,
+    ``identity_has_account``, ``disabled``); ``detail`` says what to fix, for the
+    administrator."""
 
     def __init__(self, reason: str, detail: str):
         super().__init__(detail)
@@ -79,8 +86,9 @@ class SsoIdentity:
 
 def parse_role_map(text: str) -> dict[str, frozenset[str]]:
     """``sso_role_map``: ``group=role`` pairs separated by commas or new lines (a group named
-    twice gets both roles), or a JSON object ``{"group": "role" | ["role", ...]}`` for group
-    names that hold commas or ``=``. SettingsError names the bad entry."""
+    twice gets both roles; spaces around each name are not part of it), or a JSON object
+    ``{"group": "role" | ["role", ...]}`` for group names that hold commas, ``=`` or spaces at
+    either end (its keys are taken exactly). SettingsError names the bad entry."""
     text = (text or "").strip()
     if not text:
         return {}
@@ -93,6 +101,8 @@ def parse_role_map(text: str) -> dict[str, frozenset[str]]:
         if not isinstance(raw, dict):
             raise SettingsError("SPOTLIGHT_SSO_ROLE_MAP must be a JSON object")
         for group, roles in raw.items():
+            if not group:
+                raise SettingsError("SPOTLIGHT_SSO_ROLE_MAP: a group name is empty")
             for role in [roles] if isinstance(roles, str) else roles:
                 if not isinstance(role, str):
                     raise SettingsError(
@@ -109,16 +119,16 @@ def parse_role_map(text: str) -> dict[str, frozenset[str]]:
                     f"SPOTLIGHT_SSO_ROLE_MAP: {entry.strip()!r} is not group=role "
                     "(e.g. spotlight-finance=finance)"
                 )
-            pairs.append((group, role))
+            pairs.append((group.strip(), role))
     mapping: dict[str, set[str]] = {}
     for group, role in pairs:
         name = role.strip().lower()
         if name not in ROLES:
             raise SettingsError(
                 f"SPOTLIGHT_SSO_ROLE_MAP: unknown role {role.strip()!r} for group "
-                f"{group.strip()!r}; roles: {', '.join(ROLES)}"
+                f"{group!r}; roles: {', '.join(ROLES)}"
             )
-        mapping.setdefault(group.strip(), set()).add(name)
+        mapping.setdefault(group, set()).add(name)
     return {group: frozenset(roles) for group, roles in mapping.items()}
 
 
@@ -157,11 +167,12 @@ def sso_config(settings: Settings) -> SsoConfig:
 
 
 def _strings(value: Any) -> list[str]:
-    """A claim that may be one string or a list of them; other items are ignored."""
+    """A claim that may be one string or a list of them, each kept exactly as sent (group names
+    match exactly); empty strings and other items are ignored."""
     if isinstance(value, str):
-        return [value.strip()] if value.strip() else []
+        return [value] if value else []
     if isinstance(value, list | tuple):
-        return [v.strip() for v in value if isinstance(v, str) and v.strip()]
+        return [v for v in value if isinstance(v, str) and v]
     return []
 
 
@@ -202,6 +213,14 @@ def identity_from_claims(claims: Mapping[str, Any], config: SsoConfig) -> SsoIde
             f"the ID token has no {config.username_claim!r} claim to use as the username "
             "(setting sso_username_claim)",
         )
+    if config.username_claim == "email" and claims.get("email_verified") is not True:
+        raise SsoRefused(
+            "unverified_email",
+            f"the ID token's email {raw_name[:80]!r} is not verified (email_verified is "
+            f"{json.dumps(claims.get('email_verified'), default=str)[:20]}, not true): an "
+            "unverified address cannot name an account. Have the provider verify addresses, or "
+            "set sso_username_claim to a stable claim such as sub (or oid for Entra ID)",
+        )
     try:
         username = check_username(raw_name)
     except UserError as exc:
@@ -225,7 +244,7 @@ def identity_from_claims(claims: Mapping[str, Any], config: SsoConfig) -> SsoIde
     creator_ids: frozenset[int] = frozenset()
     if roles & EXTERNAL_ROLES:
         creator_ids = _creator_ids(claims.get(config.creator_claim), config.creator_claim)
-    amr = {a.lower() for a in _strings(claims.get("amr"))}
+    amr = {a.strip().lower() for a in _strings(claims.get("amr"))}
     shown = claims.get(config.name_claim)
     display = shown.strip()[:100] if isinstance(shown, str) and shown.strip() else username
     return SsoIdentity(

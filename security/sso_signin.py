@@ -36,6 +36,11 @@ SSO_REFUSED = (
     "Single sign-on did not let you in. Sign in again; if this keeps happening, ask your "
     "administrator."
 )
+# The one refusal the user can act on: their provider has not verified the address.
+SSO_UNVERIFIED = (
+    "Single sign-on did not let you in: your organisation's account has no verified email "
+    "address. Verify it with your organisation's sign-in service, or ask your administrator."
+)
 SSO_ENDED = "Your session has ended (signed out, or idle too long). Please sign in again."
 
 
@@ -109,20 +114,38 @@ class SsoSignInMixin(SessionsMixin, SignInMixin):
     ) -> SsoSignIn:
         raw = claims.get(self.settings.sso_username_claim)
         name = normalise_username(raw)[:200] if isinstance(raw, str) else "-"
-        return self._refuse(name, str(claims.get("iss") or ""), client, now, reason, detail)
+        return self._refuse(
+            name,
+            str(claims.get("iss") or ""),
+            str(claims.get("sub") or ""),
+            client,
+            now,
+            reason,
+            detail,
+        )
 
     def _refuse(
-        self, name: str, issuer: str, client: str, now: datetime, reason: str, detail: str
+        self,
+        name: str,
+        issuer: str,
+        subject: str,
+        client: str,
+        now: datetime,
+        reason: str,
+        detail: str,
     ) -> SsoSignIn:
-        """Audit a refused provider sign-in; an existing SSO account whose claims now map to no
-        role also loses its live sessions (its groups were taken away at the provider)."""
+        """Audit a refused provider sign-in. The SSO account bound to this very provider
+        identity (issuer and subject), whose claims now map to no role, also loses its live
+        sessions: its groups were taken away at the provider. Another identity claiming the
+        same username ends nobody's sessions."""
         no_access = reason in ("unmapped", "conflicting_roles", "bad_creator_scope")
         name = encode_text(name or "-", 200)
         with self.db.transaction() as conn:
             ended = 0
             if no_access:
                 row = conn.execute(
-                    "SELECT 1 FROM sso_accounts WHERE username = ?", (name,)
+                    "SELECT 1 FROM sso_accounts WHERE username = ? AND issuer = ? AND subject = ?",
+                    (name, issuer, subject),
                 ).fetchone()
                 if row is not None:
                     ended = revoke_user_sessions(conn, name, "sso: no mapped role", now)
@@ -145,7 +168,8 @@ class SsoSignInMixin(SessionsMixin, SignInMixin):
             self._failed_signin_burst(conn, now)
         if no_access:
             return SsoSignIn("no_access", NO_ACCESS, reason=detail)
-        return SsoSignIn("refused", SSO_REFUSED, reason=detail)
+        message = SSO_UNVERIFIED if reason == "unverified_email" else SSO_REFUSED
+        return SsoSignIn("refused", message, reason=detail)
 
     def _start_sso_session(
         self, identity: SsoIdentity, token: str, client: str, now: datetime
@@ -163,7 +187,21 @@ class SsoSignInMixin(SessionsMixin, SignInMixin):
             bound = conn.execute(
                 "SELECT issuer, subject FROM sso_accounts WHERE username = ?", (name,)
             ).fetchone()
-            if row is not None and bound is None:
+            # One app account per provider identity: a changed username claim (a renamed
+            # address) must not open a second account beside the first.
+            owner = conn.execute(
+                "SELECT username FROM sso_accounts WHERE issuer = ? AND subject = ? "
+                "AND username <> ?",
+                (identity.issuer, identity.subject, name),
+            ).fetchone()
+            if owner is not None:
+                refusal = (
+                    "identity_has_account",
+                    f"this provider identity (issuer {identity.issuer!r}, subject "
+                    f"{identity.subject!r}) already has the account {owner['username']!r}, "
+                    f"not {name!r}: its username claim changed at the provider",
+                )
+            elif row is not None and bound is None:
                 refusal = ("local_account", f"{name!r} is a local account (password sign-in)")
             elif bound is not None and (bound["issuer"], bound["subject"]) != (
                 identity.issuer,
@@ -258,7 +296,7 @@ class SsoSignInMixin(SessionsMixin, SignInMixin):
                     now=now,
                 )
         if refusal is not None:
-            return self._refuse(name, identity.issuer, client, now, *refusal)
+            return self._refuse(name, identity.issuer, identity.subject, client, now, *refusal)
         return SsoSignIn("new", token=token)
 
     def session_is_sso(self, principal: Principal) -> bool:

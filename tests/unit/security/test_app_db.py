@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
+from security import db as db_module
 from security import totp
 from security.clock import FakeClock
 from security.db import (
@@ -67,6 +68,45 @@ def test_processes_starting_at_once_migrate_once(tmp_path):
         versions = list(pool.map(lambda _: AppDB(target).migrate(), range(4)))
     assert versions == [len(MIGRATIONS)] * 4
     assert len(AppDB(target).migrations()) == len(MIGRATIONS)
+
+
+def test_migration_8_leaves_one_account_per_provider_identity(tmp_path, monkeypatch):
+    target = db_target(tmp_path)
+    # A database at version 7, where a changed username claim opened a second account.
+    monkeypatch.setattr(db_module, "MIGRATIONS", MIGRATIONS[:7])
+    old = AppDB(target)
+    assert old.migrate() == 7
+    accounts = [
+        ("ana@example.com", "iss", "sub-ana", "2026-01-01T00:00:00.000000Z"),
+        ("ana.b@example.com", "iss", "sub-ana", "2026-03-01T00:00:00.000000Z"),
+        ("bo@example.com", "iss", "sub-bo", "2026-01-01T00:00:00.000000Z"),
+        ("bo@other.example", "other-iss", "sub-bo", "2026-01-01T00:00:00.000000Z"),
+    ]
+    with old.transaction() as tx:
+        for name, issuer, subject, created in accounts:
+            tx.execute(
+                "INSERT INTO users (username, display_name, password_hash, roles, created_at, "
+                "updated_at) VALUES (?, ?, '', '[\"analyst\"]', ?, ?)",
+                (name, name, created, created),
+            )
+            tx.execute(
+                "INSERT INTO sso_accounts (username, issuer, subject, created_at) "
+                "VALUES (?, ?, ?, ?)",
+                (name, issuer, subject, created),
+            )
+    old.close()
+    monkeypatch.undo()
+    db = AppDB(target)
+    assert db.migrate() == len(MIGRATIONS) >= 8
+    bound = db.query("SELECT username FROM sso_accounts ORDER BY username")
+    assert [r[0] for r in bound] == ["ana.b@example.com", "bo@example.com", "bo@other.example"]
+    disabled = db.query("SELECT username FROM users WHERE disabled = 1")
+    assert [r[0] for r in disabled] == ["ana@example.com"], "the older duplicate, disabled"
+    with pytest.raises(IntegrityError), db.transaction() as tx:
+        tx.execute(
+            "INSERT INTO sso_accounts (username, issuer, subject, created_at) VALUES (?, ?, ?, ?)",
+            ("ana@example.com", "iss", "sub-ana", "2026-04-01T00:00:00.000000Z"),
+        )
 
 
 def _legacy_file(tmp_path: Path, version: int) -> Path:

@@ -22,7 +22,13 @@ CONFIG = SsoConfig(role_map=ROLE_MAP, mfa_amr=frozenset({"mfa", "otp", "hwk"}))
 
 
 def claims(**extra):
-    return {"iss": "https://idp.example", "sub": "abc123", "email": "Ana@Example.com", **extra}
+    return {
+        "iss": "https://idp.example",
+        "sub": "abc123",
+        "email": "Ana@Example.com",
+        "email_verified": True,
+        **extra,
+    }
 
 
 def refused(c, config=CONFIG) -> SsoRefused:
@@ -71,6 +77,39 @@ def test_a_single_string_is_one_group():
     assert identity_from_claims(claims(groups="sp-finance"), CONFIG).roles == {"finance"}
     # Not split on spaces or commas: group names may hold them.
     assert refused(claims(groups="sp-finance sp-analysts")).reason == "unmapped"
+
+
+@pytest.mark.parametrize(
+    "group", [" sp-analysts", "sp-analysts\t", " sp-analysts\t", "sp-analysts "]
+)
+def test_group_names_match_exactly_spaces_count(group):
+    r = refused(claims(groups=[group]))
+    assert r.reason == "unmapped" and repr(group) in r.detail
+    assert refused(claims(groups=group)).reason == "unmapped"
+
+
+def test_a_json_role_map_keeps_spaces_in_group_names():
+    config = SsoConfig(role_map=parse_role_map('{" padded ": "analyst"}'))
+    assert identity_from_claims(claims(groups=[" padded "]), config).roles == {"analyst"}
+    assert refused(claims(groups=["padded"]), config).reason == "unmapped"
+
+
+@pytest.mark.parametrize("verified", [False, "true", 1, None, "missing"])
+def test_an_email_username_needs_email_verified_true(verified):
+    c = claims(groups=["sp-analysts"])
+    if verified == "missing":
+        del c["email_verified"]
+    else:
+        c["email_verified"] = verified
+    r = refused(c)
+    assert r.reason == "unverified_email"
+    assert "ana@example.com" in r.detail.lower() and "sso_username_claim" in r.detail
+
+
+def test_a_stable_username_claim_needs_no_verified_email():
+    config = SsoConfig(role_map=ROLE_MAP, username_claim="sub")
+    c = claims(groups=["sp-analysts"], email_verified=False)
+    assert identity_from_claims(c, config).username == "abc123"
 
 
 def test_internal_and_external_groups_together_are_refused():

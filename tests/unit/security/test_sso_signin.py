@@ -8,6 +8,7 @@ import pyotp
 import pytest
 
 from security.sso import NO_ACCESS, identity_from_claims, session_token, sso_config
+from security.sso_signin import SSO_UNVERIFIED
 from security.users import UserError
 from tests.unit.security.security_support import CLIENT, add_user, make_security
 
@@ -29,6 +30,7 @@ def token_claims(clock, email="ana@example.com", groups=("sp-analysts",), **extr
         "groups": list(groups),
         "nonce": f"nonce-{next(_NONCES)}",
         "iat": int(clock().timestamp()),
+        "email_verified": True,
         **extra,
     }
 
@@ -199,3 +201,47 @@ def test_two_tabs_starting_the_same_sign_in_at_once_share_one_session(tmp_path):
     assert sec._start_sso_session(identity, token, CLIENT, clock()).status == "new"
     assert sec._start_sso_session(identity, token, CLIENT, clock()).status == "existing"
     assert len(sec.sessions("ana@example.com")) == 1
+
+
+def test_a_no_access_sign_in_of_another_identity_ends_nobodys_sessions(tmp_path):
+    sec, clock = make_security(tmp_path, **SSO)
+    victim = sec.sso_sign_in(token_claims(clock), CLIENT)
+    assert victim.status == "new"
+    # Another identity at the provider (its own subject) naming ana's address, in no group.
+    other = token_claims(clock, groups=[], sub="attacker-sub")
+    assert sec.sso_sign_in(other, CLIENT).status == "no_access"
+    assert sec.resolve(victim.token) is not None, "ana's session survives"
+    # Ana's own identity losing its groups still ends her sessions.
+    assert sec.sso_sign_in(token_claims(clock, groups=[]), CLIENT).status == "no_access"
+    assert sec.resolve(victim.token) is None
+
+
+def test_an_unverified_email_never_names_an_account(tmp_path):
+    sec, clock = make_security(tmp_path, **SSO)
+    victim = sec.sso_sign_in(token_claims(clock, email="boss@example.com"), CLIENT)
+    for verified in (False, None):
+        c = token_claims(clock, email="boss@example.com", sub="someone-else")
+        c["email_verified"] = verified
+        result = sec.sso_sign_in(c, CLIENT)
+        assert result.status == "refused" and result.token is None
+        assert result.message == SSO_UNVERIFIED and "not verified" in result.reason
+    c = token_claims(clock, email="new@example.com", sub="new-sub", email_verified=False)
+    assert sec.sso_sign_in(c, CLIENT).status == "refused"
+    assert sec.users.get("new@example.com") is None, "never provisioned"
+    assert sec.resolve(victim.token) is not None
+    reasons = [
+        r.details.get("reason") for r in sec.audit.list(limit=50) if r.action == "signin.failure"
+    ]
+    assert reasons.count("unverified_email") == 3
+
+
+def test_one_account_per_provider_identity(tmp_path):
+    sec, clock = make_security(tmp_path, **SSO)
+    first = sec.sso_sign_in(token_claims(clock, sub="ana-sub"), CLIENT)
+    assert first.status == "new"
+    # The same identity at the provider, its address changed: no second account.
+    renamed = sec.sso_sign_in(token_claims(clock, email="ana.b@example.com", sub="ana-sub"), CLIENT)
+    assert renamed.status == "refused" and "already has the account" in renamed.reason
+    assert sec.users.get("ana.b@example.com") is None
+    assert sec.resolve(first.token) is not None
+    assert sec.sso_sign_in(token_claims(clock, sub="ana-sub"), CLIENT).status == "new"
