@@ -10,7 +10,9 @@ State kept in ``st.session_state`` (server-side, per browser tab):
 
 A tab that has passed the password but not yet 2FA holds a session whose ``mfa_pending`` is
 true, and no cookie is issued until 2FA succeeds, so a half-finished sign-in never survives a
-reload.
+reload. A provider sign-in likewise: another tab (or a reload) that finds its half-finished
+session through Streamlit's identity cookie counts as restored and stays on the sign-in screen,
+where it may enter a code but never set up the account's second factor.
 """
 
 from __future__ import annotations
@@ -125,14 +127,19 @@ def current_principal(ctx: AppContext, *, touch: bool = True) -> Principal | Non
         state[TOKEN_KEY] = cookie_token
         state[RESTORED_KEY] = True
         state[TAB_MFA_KEY] = False
+        # A session a provider sign-in began, found through the app's own cookie: sign-out
+        # must still end the provider's session (st.logout), as from the tab it began in.
+        state[sso.SSO_TAB_KEY] = ctx.security.session_is_sso(principal)
     elif not state.get(SIGNED_OUT_KEY) and sso.sso_on(ctx) and sso.signed_in_at_provider():
         principal = _resume_sso(ctx, touch=touch)
         if principal is None:
             return None
     else:
         return None
-    if principal.mfa_pending and not state.get(RESTORED_KEY):
-        # Password accepted in this tab, 2FA not yet: the sign-in screen asks for the code.
+    if principal.mfa_pending and (not state.get(RESTORED_KEY) or state.get(sso.SSO_TAB_KEY)):
+        # Password (or provider sign-in) accepted in this tab, 2FA not yet: the sign-in screen
+        # asks for the code. A tab that found such a half-finished provider sign-in through the
+        # identity cookie stays there too: a half-finished sign-in never survives a reload.
         return None
     principal = _for_this_tab(principal)
     _CURRENT.set(principal)
@@ -142,7 +149,9 @@ def current_principal(ctx: AppContext, *, touch: bool = True) -> Principal | Non
 def _resume_sso(ctx: AppContext, *, touch: bool = True) -> Principal | None:
     """This tab's session from Streamlit's identity cookie: the one its provider sign-in
     started, started now on first sight, or None (ended, or refused: the sign-in screen says
-    which). A tab that finds a session another tab started counts as restored from the cookie."""
+    which). A tab that finds a session another tab (or an earlier page load) started counts as
+    restored from the cookie, finished or not: it may pass 2FA with a code, but never set up
+    the account's second factor (only a fresh provider sign-in may)."""
     state = st.session_state
     claims = sso.claims()
     binding = (claims.get("iss"), claims.get("sub"), claims.get("nonce"), claims.get("iat"))
@@ -161,11 +170,10 @@ def _resume_sso(ctx: AppContext, *, touch: bool = True) -> Principal | None:
     state.pop(NOTICE_KEY, None)
     state[TOKEN_KEY] = result.token
     state[sso.SSO_TAB_KEY] = True
-    principal = ctx.security.resolve(result.token, touch=touch)
-    if principal is not None and result.status == "existing" and not principal.mfa_pending:
+    if result.status == "existing":
         state[RESTORED_KEY] = True
         state[TAB_MFA_KEY] = False
-    return principal
+    return ctx.security.resolve(result.token, touch=touch)
 
 
 def may_enrol_after_provider_sign_in(ctx: AppContext, principal: Principal) -> bool:
@@ -327,11 +335,12 @@ def second_factor_form(
     if (
         not enrolled
         and st.session_state.get(sso.SSO_TAB_KEY)
-        and st.session_state.get(RESTORED_KEY)
+        and not may_enrol_after_provider_sign_in(ctx, principal)
     ):
-        # The provider's second factor, in a tab restored from its identity cookie: a fresh
-        # provider sign-in is the proof (enrolling an authenticator here would let whoever
-        # found the tab open choose the account's second factor).
+        # No app code yet, in a tab restored from the identity cookie or long after its
+        # provider sign-in: a fresh provider sign-in is the proof (enrolling an authenticator
+        # here would let whoever found the tab or the browser choose the account's second
+        # factor, and 2FA is per session: every tab of it would count as verified).
         sso.confirm_with_provider(
             ctx, "Sign in again with your organisation's account to confirm it is you."
         )

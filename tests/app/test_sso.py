@@ -14,6 +14,7 @@ from tests.app.conftest import (
     CLOCK,
     SECRETS,
     app_environment,
+    enrolment_key,
     enter_code,
     has_widget,
     new_app,
@@ -43,6 +44,7 @@ def provider_user(groups, **extra) -> tuple[str, dict]:
         "iss": "http://localhost:9400",
         "sub": email,
         "email": email,
+        "email_verified": True,
         "name": "Sam Provider",
         "groups": groups,
         "nonce": uuid.uuid4().hex,
@@ -212,3 +214,55 @@ def test_enrolment_after_a_provider_sign_in_is_only_offered_while_it_is_fresh(ss
     at.switch_page("app_pages/account.py").run()
     assert not has_widget(at, "text_input", "6-digit code")
     assert any("sign in again and open this page within" in c for c in texts(at, "caption"))
+
+
+CONFIRM = "Confirm with your organisation's account"
+
+
+def _half_finished_sign_in() -> tuple[str, dict, object]:
+    """A money-role provider sign-in without provider MFA, left at the 2FA set-up screen."""
+    email, user = provider_user(["sp-finance"], amr=["pwd"])
+    first = run_as(user)
+    assert enrolment_key(first), "the tab of the provider sign-in offers the set-up"
+    return email, user, first
+
+
+@pytest.mark.parametrize("later_minutes", [0, 30])
+def test_another_tab_of_a_half_finished_sign_in_cannot_set_up_2fa(sso_settings, later_minutes):
+    email, user, _ = _half_finished_sign_in()
+    CLOCK.advance(minutes=later_minutes)
+    # Another tab (or the browser reopened): only the identity cookie carries over.
+    other = run_as(dict(user))
+    assert not other.exception, other.exception
+    assert enrolment_key(other) is None, "no authenticator key for whoever holds the browser"
+    assert not has_widget(other, "text_input", "6-digit code")
+    assert has_widget(other, "button", CONFIRM), "a fresh provider sign-in is the way on"
+    assert not any("Overview" in t for t in texts(other, "title"))
+    # Still the sign-in screen: no page is registered that a URL could reach.
+    with pytest.raises(ValueError, match=r"Known pages: \['Sign in'\]"):
+        other.switch_page("app_pages/revenue.py")
+    assert not app_context().security.totp_enrolled(email)
+
+
+def test_the_other_tab_asks_for_the_code_once_the_sign_in_tab_set_it_up(sso_settings):
+    email, user, first = _half_finished_sign_in()
+    other = run_as(dict(user))
+    assert has_widget(other, "button", CONFIRM)
+    enter_code(first, email)  # the tab of the provider sign-in finishes the set-up
+    assert any("Overview" in t for t in texts(first, "title"))
+    CLOCK.advance(seconds=31)
+    other.run()
+    # Verified in its own tab only: money pages ask this tab for a code.
+    assert any("Overview" in t for t in texts(other, "title"))
+    other.switch_page("app_pages/revenue.py").run()
+    assert has_widget(other, "text_input", "6-digit code") and enrolment_key(other) is None
+    enter_code(other, email)
+    assert any("Revenue" in t for t in texts(other, "title"))
+
+
+def test_the_set_up_is_only_offered_while_the_provider_sign_in_is_fresh(sso_settings):
+    _, _, first = _half_finished_sign_in()
+    CLOCK.advance(minutes=app_context().settings.stepup_minutes + 1)
+    first.run()
+    assert enrolment_key(first) is None
+    assert has_widget(first, "button", CONFIRM)
