@@ -240,7 +240,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "sso_username_claim",
         "email",
-        "ID-token claim that becomes the username (2-64 characters: letters, digits . _ @ + -).",
+        "ID-token claim that becomes the username (2-64 characters: letters, digits . _ @ + -). "
+        "email is accepted only with email_verified true; a stable claim such as sub (or oid "
+        "for Entra ID) is safer.",
     ),
     Setting(
         "sso_creator_claim",

@@ -19,11 +19,12 @@ from pathlib import Path
 from urllib.parse import quote
 
 import httpx
+import pyotp
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.app_process import RunningApp, _free_port, running_app
-from tests.e2e.conftest import DESKTOP, screenshot, wait_for_app
+from tests.e2e.conftest import DESKTOP, SESSION_COOKIE, screenshot, wait_for_app
 
 LABEL = "Example IdP"
 SSO_SETTINGS = {
@@ -134,7 +135,8 @@ def provider_sign_in(page: Page, app_url: str, sub: str) -> None:
 
 def user(provider: str, name: str, groups: list[str], **extra) -> str:
     sub = f"{name}-{time.monotonic_ns()}@example.com"
-    set_claims(provider, sub, {"email": sub, "name": name.title(), "groups": groups, **extra})
+    claims = {"email": sub, "email_verified": True, "name": name.title(), "groups": groups}
+    set_claims(provider, sub, {**claims, **extra})
     return sub
 
 
@@ -224,3 +226,42 @@ def test_idle_timeout_ends_an_sso_session(tab: Page, sso_root: Path, sso_app, pr
         expect(tab.get_by_text("Your session has ended")).to_be_visible()
         expect(tab.get_by_role("button", name=f"Sign in with {LABEL}")).to_be_visible()
         assert tab.locator('[data-testid="stSidebar"]').count() == 0
+
+
+def test_a_half_finished_sign_in_elsewhere_and_sign_out_from_a_cookie_restored_tab(
+    tab: Page, sso_app, provider
+):
+    sub = user(provider, "fia", ["sp-finance"], amr=["pwd"])
+    provider_sign_in(tab, sso_app.url, sub)
+    expect(tab.get_by_text("Set up two-factor authentication")).to_be_visible()
+    key_box = tab.locator('.st-key-totp-key [data-testid="stCode"] code')
+    expect(key_box).to_be_visible()
+    # Another tab while the set-up is owed: a fresh provider sign-in, never the set-up.
+    other = tab.context.new_page()
+    other.goto(sso_app.url)
+    wait_for_app(other)
+    expect(other.get_by_role("button", name=f"Confirm with {LABEL}")).to_be_visible()
+    assert other.get_by_label("6-digit code").count() == 0
+    assert other.locator(".st-key-totp-key").count() == 0
+    screenshot(other, "sso-half-finished-other-tab")
+    other.close()
+    # The sign-in's own tab sets it up; the app's sign-in cookie follows.
+    tab.get_by_label("6-digit code").fill(pyotp.TOTP(key_box.inner_text().strip()).now())
+    tab.get_by_role("button", name="Verify").click()
+    expect(sidebar(tab).get_by_text(f"signed in as {sub}")).to_be_visible()
+    deadline = time.monotonic() + 30
+    while not any(c["name"] == SESSION_COOKIE for c in tab.context.cookies()):
+        assert time.monotonic() < deadline, "the app's sign-in cookie was not set"
+        tab.wait_for_timeout(100)
+    # A tab restored through the app's cookie signs out at the provider too.
+    restored = tab.context.new_page()
+    restored.goto(sso_app.url)
+    wait_for_app(restored)
+    expect(sidebar(restored).get_by_text(f"signed in as {sub}")).to_be_visible()
+    sidebar(restored).get_by_role("button", name="Sign out").click()
+    restored.wait_for_url("**/oauth2/end_session?**")
+    restored.get_by_role("button", name="End session").click()
+    restored.wait_for_url(sso_app.url + "/**")
+    wait_for_app(restored)
+    expect(restored.get_by_role("button", name=f"Sign in with {LABEL}")).to_be_visible()
+    assert not any(c["name"].startswith("_streamlit_user") for c in restored.context.cookies())
