@@ -316,7 +316,7 @@ def test_users_list_marks_single_sign_on_accounts(cli, tmp_path):
         bcrypt_rounds=TEST_ROUNDS,
     )
     claims = {"iss": "https://idp", "sub": "s1", "email": "ana@example.com", "nonce": "n"}
-    claims |= {"groups": ["sp-analysts"], "iat": int(time.time())}
+    claims |= {"groups": ["sp-analysts"], "iat": int(time.time()), "email_verified": True}
     assert sec.sso_sign_in(claims, "c").status == "new"
     listing = invoke("users", "list").output
     assert re.search(
