@@ -8,8 +8,9 @@ looks it up from the cookie's claims, so sign-out, idle and absolute limits and 
 everywhere" end an SSO session exactly as they end a password one.
 
 The provider's configuration is checked before the sign-in button is offered: a missing key,
-a redirect URI that is not this app's ``/oauth2callback``, or a discovery URL that does not
-answer gives the admin a message saying what to fix, never a traceback.
+a redirect URI that is not this app's ``/oauth2callback``, a discovery URL that does not
+answer, or a client id or secret the provider's token endpoint rejects
+(security.sso_provider) gives the admin a message saying what to fix, never a traceback.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import streamlit as st
 
 from components.context import AppContext
 from components.text import md_escape
+from security.sso_provider import client_problem
 
 # This tab's session began with a provider sign-in (sign-out then also calls st.logout).
 SSO_TAB_KEY = "sso_tab"
@@ -70,25 +72,27 @@ def claims() -> dict:
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def _discovery_problem(url: str) -> str | None:
-    """Why the provider's discovery document cannot be used, or None."""
+def _discovery(url: str) -> tuple[dict, str | None]:
+    """The provider's discovery document, and why it cannot be used (or None)."""
     if urlparse(url).scheme not in ("http", "https"):
-        return f"server_metadata_url {url!r} is not an http(s) URL."
+        return {}, f"server_metadata_url {url!r} is not an http(s) URL."
     try:
         with urllib.request.urlopen(url, timeout=DISCOVERY_TIMEOUT_SECONDS) as response:  # noqa: S310 - scheme checked above
             document = json.loads(response.read(1_000_000))
     except urllib.error.HTTPError as exc:
-        return f"the provider's discovery URL {url} answered HTTP {exc.code}."
+        return {}, f"the provider's discovery URL {url} answered HTTP {exc.code}."
     except (OSError, ValueError) as exc:
-        return f"the provider's discovery URL {url} could not be reached or read ({exc})."
+        return {}, f"the provider's discovery URL {url} could not be reached or read ({exc})."
+    if not isinstance(document, dict):
+        return {}, f"the provider's discovery document at {url} is not a JSON object."
     missing = [
         k
         for k in ("issuer", "authorization_endpoint", "token_endpoint", "jwks_uri")
         if k not in document
     ]
     if missing:
-        return f"the provider's discovery document at {url} lacks {', '.join(missing)}."
-    return None
+        return document, f"the provider's discovery document at {url} lacks {', '.join(missing)}."
+    return document, None
 
 
 def provider_problem() -> str | None:
@@ -117,7 +121,19 @@ def provider_problem() -> str | None:
             f"{here.netloc}): the provider would send users elsewhere after signing in. Use "
             "the address people open the app at, and register it with the provider."
         )
-    return _discovery_problem(str(section.get("server_metadata_url", "")))
+    document, problem = _discovery(str(section.get("server_metadata_url", "")))
+    if problem:
+        return problem
+    kwargs = section.get("client_kwargs")
+    supported = document.get("token_endpoint_auth_methods_supported")
+    return client_problem(
+        str(document["token_endpoint"]),
+        str(section["client_id"]),
+        str(section["client_secret"]),
+        redirect,
+        supported=[str(m) for m in supported] if isinstance(supported, list) else None,
+        method=kwargs.get("token_endpoint_auth_method") if hasattr(kwargs, "get") else None,
+    )
 
 
 def sign_in_button(ctx: AppContext) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 
+import httpx
 import pyotp
 import pytest
 
@@ -21,6 +22,7 @@ from tests.app.conftest import (
     texts,
     widget,
 )
+from tests.oidc_mock import running_provider
 
 SSO_ENV = {
     "SPOTLIGHT_SIGN_IN_METHODS": "both",
@@ -171,6 +173,38 @@ def test_unreachable_discovery_url_tells_the_admin(sso_settings):
     errors = " ".join(texts(at, "error"))
     assert "Single sign-on is not available" in errors, errors
     assert "could not be reached" in errors
+
+
+def test_a_wrong_client_secret_tells_the_admin_before_anyone_signs_in(sso_settings):
+    # A provider that checks client secrets (the default mock accepts any client).
+    with running_provider("--require-registration") as provider:
+        registered = httpx.post(
+            f"{provider}/oauth2/clients",
+            json={"redirect_uris": ["http://localhost:8501/oauth2callback"]},
+        ).json()
+
+        def app_with(secret: str):
+            at = new_app()
+            at.secrets["auth"] = {
+                "redirect_uri": "http://localhost:8501/oauth2callback",
+                "cookie_secret": "x" * 40,
+                "client_id": registered["client_id"],
+                "client_secret": secret,
+                "server_metadata_url": f"{provider}/.well-known/openid-configuration",
+            }
+            return at.run()
+
+        wrong = app_with(registered["client_secret"] + "-old")
+        assert not wrong.exception, wrong.exception
+        errors = " ".join(texts(wrong, "error"))
+        assert "Single sign-on is not available" in errors, errors
+        assert "the provider rejected the client id or secret" in errors
+        assert not has_widget(wrong, "button", "Sign in with your organisation's account")
+        assert has_widget(wrong, "text_input", "Username"), "local sign-in still works (both)"
+        right = app_with(registered["client_secret"])
+        assert not right.exception, right.exception
+        assert not any("Single sign-on" in e for e in texts(right, "error"))
+        assert has_widget(right, "button", "Sign in with your organisation's account")
 
 
 def test_a_bad_sign_in_methods_setting_stops_the_app_with_a_message(clock):

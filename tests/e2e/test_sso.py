@@ -9,11 +9,8 @@ state cookie is host-only, so the browser must open the app at the redirect URI'
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -25,6 +22,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.app_process import RunningApp, _free_port, running_app
 from tests.e2e.conftest import DESKTOP, SESSION_COOKIE, screenshot, wait_for_app
+from tests.oidc_mock import running_provider
 
 LABEL = "Example IdP"
 SSO_SETTINGS = {
@@ -39,41 +37,11 @@ SSO_SETTINGS = {
 IDLE_HOURS = 0.003  # 10.8 s
 
 
-def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"exited with {proc.returncode} before {url} answered")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - our own http URL
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(url)
-
-
 @pytest.fixture(scope="module")
 def provider() -> Iterator[str]:
     """Base URL of a running oidc-provider-mock (users and keys in memory: a clean slate)."""
-    port = _free_port()
-    log = Path(tempfile.mkdtemp(prefix="spotlight-oidc-")) / "mock.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "oidc_provider_mock", "--port", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://localhost:{port}"
-    try:
-        _wait_http(f"{url}/.well-known/openid-configuration", proc)
+    with running_provider() as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def _sso_app(root: Path, provider: str, **settings: str):
