@@ -21,7 +21,7 @@ from tests.e2e.app_process import RunningApp, running_app, warehouse_schema, war
 from tests.e2e.conftest import screenshot, sign_in, wait_for_app
 from tests.integration.conftest import EXTRACT_KEY, PG_DSN, PgWarehouse, load_demo
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("e2e")]
+pytestmark = pytest.mark.integration
 VIEWER, PASSWORD = "watcher", "correct horse battery staple"
 REFRESH_SECONDS = 3
 

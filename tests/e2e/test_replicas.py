@@ -315,12 +315,9 @@ def test_an_account_locked_on_one_replica_is_locked_on_both(cluster: Cluster, br
     assert any(
         a == "signin.failure" and o == "locked" and "account locked" in d for a, o, d in actions
     ), actions
-
-
-def test_the_audit_chain_stays_valid_with_both_replicas_writing(cluster: Cluster):
-    rows = cluster.audit_rows()
-    actions = {action for action, _, _ in rows}
-    assert {"signin.ok", "signin.failure", "signin.lock"} <= actions, actions
+    # Both replicas appended to one hash chain (replica 1 the failures and the lock, replica 2
+    # the refusal), and it still verifies. Checked here, with the writes this test made, not in
+    # a test of its own that would depend on another test's state.
     verified = cluster.cli("audit", "verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
-    assert f"audit chain ok: {len(rows)} record(s)" in verified.stdout
+    assert f"audit chain ok: {len(actions)} record(s)" in verified.stdout
